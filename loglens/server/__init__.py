@@ -1,0 +1,3 @@
+from loglens.server.app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,3 @@
+from loglens.store.embedded.store import EmbeddedStore
+
+__all__ = ["EmbeddedStore"]

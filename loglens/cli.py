@@ -1,0 +1,522 @@
+"""The ``loglens`` command. Local commands open the data directory; ``--url`` talks to a server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from loglens.config import Settings
+
+app = typer.Typer(help="LogLens: ingest, store, search and understand logs.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+DataOpt = Annotated[str, typer.Option("--data", envvar="LOGLENS_DATA", help="Data directory.")]
+UrlOpt = Annotated[str | None, typer.Option("--url", envvar="LOGLENS_URL",
+                                            help="Talk to a running server instead of the data directory.")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Only the last DURATION (15m, 1h, 7d).")]
+FromOpt = Annotated[str | None, typer.Option("--from", help="Start: RFC 3339, epoch, or now-1h.")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="End: RFC 3339, epoch, or now.")]
+DEFAULT_DATA = "./loglens-data"
+
+LEVEL_STYLES = {
+    "TRACE": "dim", "DEBUG": "cyan", "INFO": "green", "WARN": "yellow", "ERROR": "bold red",
+    "FATAL": "bold white on red",
+}
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _time_window(since: str | None, start: str | None) -> str | None:
+    if since and start:
+        raise _fail("give --since or --from, not both")
+    if since:
+        return f"now-{since}"
+    return start
+
+
+# ---------------------------------------------------------------------------------------- serve
+@app.command()
+def serve(
+    data: DataOpt = DEFAULT_DATA,
+    host: Annotated[str, typer.Option(envvar="LOGLENS_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="LOGLENS_PORT")] = 8080,
+    retention: Annotated[str, typer.Option(envvar="LOGLENS_RETENTION",
+                                           help="Remove data older than this (7d, 12h).")] = "",
+    durability: Annotated[str, typer.Option(envvar="LOGLENS_DURABILITY",
+                                            help="normal: survives kill -9; full: also power loss.")] = "normal",
+    log_level: Annotated[str, typer.Option(help="Server log level.")] = "info",
+) -> None:
+    """Start the HTTP server (API and UI) on the embedded store."""
+    import uvicorn
+
+    from loglens.query.timerange import parse_duration
+    from loglens.server import create_app
+    from loglens.store import StoreLockedError
+
+    if retention:
+        try:
+            parse_duration(retention)
+        except ValueError as exc:
+            raise _fail(f"--retention: {exc}") from None
+    if durability not in ("normal", "full"):
+        raise _fail("--durability is normal or full")
+    settings = Settings(data=data, host=host, port=port, retention=retention, durability=durability)
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    except StoreLockedError as exc:
+        raise _fail(str(exc)) from None
+
+
+# --------------------------------------------------------------------------------------- ingest
+class _LinesPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        lines = task.fields.get("lines", 0)
+        elapsed = task.elapsed or 0
+        rate = lines / elapsed if elapsed > 0 else 0
+        return Text(f"{lines:,} lines {rate:,.0f}/s", style="progress.data.speed")
+
+
+class _Source:
+    """A file (or stdin) read line by line, with its position in bytes for the progress bar."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path == "-":
+            self.raw: Any = sys.stdin.buffer
+            self.size: int | None = None
+        else:
+            self.raw = open(path, "rb")  # noqa: SIM115 - closed in close()
+            self.size = os.fstat(self.raw.fileno()).st_size
+        if path.endswith(".gz"):
+            import gzip
+
+            self.stream: Any = gzip.GzipFile(fileobj=self.raw)
+        else:
+            self.stream = self.raw
+
+    def position(self) -> int:
+        try:
+            return int(self.raw.tell())
+        except (OSError, ValueError):
+            return 0
+
+    def lines(self) -> Iterator[str]:
+        for raw in self.stream:
+            yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+    def close(self) -> None:
+        if self.path != "-":
+            self.raw.close()
+
+
+def _follow(source: _Source, batch: list[str], flush: Any) -> None:
+    """Keep reading lines appended to the file until interrupted."""
+    from loglens.parse import MultilineJoiner
+
+    joiner = MultilineJoiner()
+    idle_since = time.monotonic()
+    pending = b""
+    while True:
+        chunk = source.stream.readline()
+        if chunk:
+            pending += chunk
+            if not pending.endswith(b"\n"):
+                continue
+            line = pending.decode("utf-8", errors="replace").rstrip("\r\n")
+            pending = b""
+            if line.strip():
+                batch.extend(joiner.feed(line))
+            idle_since = time.monotonic()
+            if len(batch) >= 1000:
+                flush()
+            continue
+        if time.monotonic() - idle_since > 1.0 and joiner.pending():
+            batch.extend(joiner.flush())
+        if batch:
+            flush()
+        time.sleep(0.2)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files to load (.gz ok); - for stdin.")],
+    service: Annotated[str, typer.Option(help="Service name for every record.")] = "",
+    host: Annotated[str, typer.Option(help="Host name for every record.")] = "",
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep reading appended lines.")] = False,
+    data: DataOpt = DEFAULT_DATA,
+    url: UrlOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 5000,
+) -> None:
+    """Load log files: JSON lines keep their fields, text lines are parsed, stack traces joined."""
+    from loglens.ingest.bodies import join_text_lines
+
+    for path in paths:
+        if path != "-" and not Path(path).is_file():
+            raise _fail(f"no such file: {path}")
+    # A service manager stops us with SIGTERM: finish and commit what was read, like Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sender = _RemoteSender(url, service, host) if url else _LocalSender(data, service, host)
+    started = time.perf_counter()
+    records = 0
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), _LinesPerSecond(),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    try:
+        with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as progress:
+            for path in paths:
+                source = _Source(path)
+                task = progress.add_task(Path(path).name if path != "-" else "stdin", total=source.size,
+                                         lines=0)
+                batch: list[str] = []
+                lines_read = 0
+
+                def counted(src: _Source = source) -> Iterator[str]:
+                    nonlocal lines_read
+                    for line in src.lines():
+                        lines_read += 1
+                        yield line
+
+                def flush(task_id: Any = task, src: _Source = source) -> None:
+                    nonlocal records
+                    sender.send(batch)
+                    records += len(batch)
+                    batch.clear()
+                    progress.update(task_id, completed=src.position(), lines=lines_read)
+
+                try:
+                    for item in join_text_lines(counted()):
+                        batch.append(item)
+                        if len(batch) >= batch_size:
+                            flush()
+                    if batch:
+                        flush()
+                    progress.update(task, completed=source.size or source.position(), lines=lines_read)
+                    if follow:
+                        _follow(source, batch, flush)
+                finally:
+                    source.close()
+        sender.close()
+    except KeyboardInterrupt:
+        sender.close()
+    elapsed = time.perf_counter() - started
+    rate = records / elapsed if elapsed > 0 else 0.0
+    err.print(f"[bold green]ingested[/] {records:,} records, {sender.rejected:,} rejected "
+              f"in {elapsed:.2f}s ({rate:,.0f} records/s)", highlight=False)
+
+
+class _LocalSender:
+    def __init__(self, data: str, service: str, host: str) -> None:
+        from loglens.pipeline import Pipeline
+        from loglens.store import StoreLockedError, open_store
+
+        try:
+            self.store = open_store(data, writable=True)
+        except StoreLockedError as exc:
+            raise _fail(str(exc)) from None
+        self.pipeline = Pipeline(self.store).start()
+        self.service, self.host = service, host
+        self.rejected = 0
+        self.futures: list[Any] = []
+
+    def send(self, items: list[str]) -> None:
+        self.futures.append(self.pipeline.submit(list(items), service=self.service, host=self.host,
+                                                 source="file", block=True))
+        done = [f for f in self.futures if f.done()]
+        for f in done:
+            f.result()
+        self.futures = [f for f in self.futures if not f.done()]
+
+    def close(self) -> None:
+        for f in self.futures:
+            f.result()
+        self.pipeline.close()
+        self.store.close()
+
+
+class _RemoteSender:
+    def __init__(self, url: str, service: str, host: str) -> None:
+        import httpx
+
+        self.client = httpx.Client(base_url=url, timeout=60)
+        self.params = {k: v for k, v in (("service", service), ("host", host)) if v}
+        self.rejected = 0
+
+    def send(self, items: list[str]) -> None:
+        # Records are already joined; a record with newlines goes as one JSON string.
+        body = orjson.dumps(items)
+        while True:
+            resp = self.client.post("/api/v1/logs", params=self.params, content=body,
+                                    headers={"Content-Type": "application/json"})
+            if resp.status_code == 429:
+                time.sleep(float(resp.headers.get("Retry-After", "1")))
+                continue
+            if resp.status_code >= 400 and resp.status_code != 400:
+                raise _fail(f"server answered {resp.status_code}: {resp.text}")
+            self.rejected += len(resp.json().get("rejected", []))
+            return
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# ------------------------------------------------------------------------------- query commands
+def _engine(data: str) -> Any:
+    from loglens.query.engine import QueryEngine
+    from loglens.store import open_store
+
+    try:
+        return QueryEngine(open_store(data))
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _remote_get(url: str, path: str, params: dict[str, Any]) -> Any:
+    import httpx
+
+    resp = httpx.get(url.rstrip("/") + path, params={k: v for k, v in params.items() if v is not None},
+                     timeout=60)
+    if resp.status_code >= 400:
+        try:
+            message = resp.json().get("error", resp.text)
+        except ValueError:
+            message = resp.text
+        raise _fail(message)
+    return resp.json()
+
+
+def _local(call: Any) -> Any:
+    from loglens.query.engine import ParameterError
+    from loglens.query.errors import QueryError
+
+    try:
+        return call()
+    except QueryError as exc:
+        raise _fail(str(exc)) from None
+    except ParameterError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_records(records: list[dict[str, Any]], output: str) -> None:
+    if output == "json":
+        out = sys.stdout.buffer
+        for rec in records:
+            out.write(orjson.dumps(rec) + b"\n")
+        out.flush()
+        return
+    if output == "raw":
+        for rec in records:
+            sys.stdout.write(rec["line"] + "\n")
+        sys.stdout.flush()
+        return
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("time", no_wrap=True, style="dim")
+    table.add_column("level", no_wrap=True)
+    table.add_column("service", no_wrap=True, style="magenta")
+    table.add_column("host", no_wrap=True, style="blue")
+    table.add_column("message", overflow="fold")
+    for rec in records:
+        level = rec["level"] or "-"
+        table.add_row(rec["timestamp"][:23].replace("T", " "), Text(level, style=LEVEL_STYLES.get(level, "")),
+                      rec["service"], rec["host"], Text(rec["message"]))
+    console.print(table)
+
+
+OutputOpt = Annotated[str, typer.Option("-o", "--output", help="table, json (NDJSON) or raw.")]
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Query, e.g. 'timeout level:ERROR service:api'.")] = "",
+    since: SinceOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="How many records.")] = 100,
+    output: OutputOpt = "table",
+    data: DataOpt = DEFAULT_DATA,
+    url: UrlOpt = None,
+) -> None:
+    """Search records, newest first."""
+    if output not in ("table", "json", "raw"):
+        raise _fail("-o is table, json or raw")
+    start = _time_window(since, start)
+    if url:
+        records = _remote_get(url, "/api/v1/search", {"q": query, "from": start, "to": end,
+                                                       "limit": limit})["records"]
+    else:
+        from loglens.query.engine import record_dict
+
+        engine = _engine(data)
+        page = _local(lambda: engine.search(query, start, end, limit))
+        records = [record_dict(r) for r in page.records]
+    _print_records(records, output)
+
+
+@app.command()
+def count(
+    query: Annotated[str, typer.Argument()] = "",
+    since: SinceOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    data: DataOpt = DEFAULT_DATA,
+    url: UrlOpt = None,
+) -> None:
+    """Count matching records (exact)."""
+    start = _time_window(since, start)
+    if url:
+        n = _remote_get(url, "/api/v1/count", {"q": query, "from": start, "to": end})["count"]
+    else:
+        engine = _engine(data)
+        n = _local(lambda: engine.count(query, start, end))
+    print(n)
+
+
+@app.command()
+def top(
+    field: Annotated[str, typer.Argument(help="service, host, level, template, message or an attribute.")],
+    query: Annotated[str, typer.Argument()] = "",
+    since: SinceOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    limit: Annotated[int, typer.Option("-n", "--limit")] = 10,
+    output: OutputOpt = "table",
+    data: DataOpt = DEFAULT_DATA,
+    url: UrlOpt = None,
+) -> None:
+    """Most frequent values of a field among matching records."""
+    start = _time_window(since, start)
+    if url:
+        values = _remote_get(url, "/api/v1/top", {"field": field, "q": query, "from": start, "to": end,
+                                                   "limit": limit})["values"]
+    else:
+        engine = _engine(data)
+        values = [{"value": v.value, "count": v.count}
+                  for v in _local(lambda: engine.top(field, query, start, end, limit))]
+    if output == "json":
+        for v in values:
+            print(orjson.dumps(v).decode())
+        return
+    table = Table("count", field, box=None)
+    for v in values:
+        table.add_row(f"{v['count']:,}", Text(v["value"]))
+    console.print(table)
+
+
+@app.command()
+def tail(
+    query: Annotated[str, typer.Argument()] = "",
+    output: OutputOpt = "table",
+    lines: Annotated[int, typer.Option("-n", "--lines", help="Show this many recent records first.")] = 10,
+    data: DataOpt = DEFAULT_DATA,
+    url: UrlOpt = None,
+) -> None:
+    """Follow matching records as they arrive (like kubectl logs -f)."""
+    try:
+        if url:
+            _tail_remote(url, query, output, lines)
+        else:
+            _tail_local(data, query, output, lines)
+    except KeyboardInterrupt:
+        pass
+
+
+def _tail_remote(url: str, query: str, output: str, lines: int) -> None:
+    import httpx
+
+    if lines:
+        recent = _remote_get(url, "/api/v1/search", {"q": query, "limit": lines})["records"]
+        _print_records(list(reversed(recent)), output)
+    with httpx.stream("GET", url.rstrip("/") + "/api/v1/tail", params={"q": query}, timeout=None) as resp:
+        if resp.status_code >= 400:
+            resp.read()
+            raise _fail(resp.json().get("error", resp.text))
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                _print_records([orjson.loads(line[6:])], output)
+
+
+def _tail_local(data: str, query: str, output: str, lines: int) -> None:
+    """Poll the data directory: works beside a server writing to it from another process."""
+    from loglens.query.engine import record_dict
+
+    engine = _engine(data)
+    page = _local(lambda: engine.search(query, None, None, max(lines, 1)))
+    last = page.records[0].id if page.records else 0
+    if lines:
+        _print_records([record_dict(r) for r in reversed(page.records)], output)
+    plan = _local(lambda: engine.plan(query))
+    from loglens.store.base import TimeRange
+
+    while True:
+        time.sleep(0.5)
+        engine.store.refresh()
+        fresh = engine.store.search(plan, TimeRange(), 1000)
+        new = [r for r in fresh.records if r.id > last]
+        if new:
+            last = new[0].id
+            _print_records([record_dict(r) for r in reversed(new)], output)
+
+
+@app.command()
+def stats(
+    output: OutputOpt = "table",
+    data: DataOpt = DEFAULT_DATA,
+    url: UrlOpt = None,
+) -> None:
+    """Records, bytes on disk, time span and records per service."""
+    if url:
+        result = _remote_get(url, "/api/v1/stats", {})
+    else:
+        from loglens.query.engine import format_ts
+
+        s = _engine(data).store.stats()
+        result = {
+            "records": s.records, "bytes_on_disk": s.bytes_on_disk,
+            "first_timestamp": format_ts(s.first_timestamp) if s.first_timestamp else None,
+            "last_timestamp": format_ts(s.last_timestamp) if s.last_timestamp else None,
+            "services": s.services, "templates": s.templates, "shards": s.shards,
+        }
+    if output == "json":
+        print(orjson.dumps(result).decode())
+        return
+    console.print(f"[bold]records[/]        {result['records']:,}")
+    console.print(f"[bold]bytes on disk[/]  {result['bytes_on_disk']:,} "
+                  f"({result['bytes_on_disk'] / max(result['records'], 1):.0f} per record)")
+    console.print(f"[bold]time span[/]      {result['first_timestamp']} → {result['last_timestamp']}")
+    console.print(f"[bold]templates[/]      {result['templates']:,}")
+    table = Table("service", "records", box=None)
+    for name, n in result["services"].items():
+        table.add_row(name or "(none)", f"{n:,}")
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""Map a decoded JSON log object to a :class:`LogRecord` by common field names, with no configuration.
+
+Each role is filled by the first of its candidate names that is present, where a dotted name matches
+both the flat key (``{"log.level": "x"}``) and the nested path (``{"log": {"level": "x"}}``):
+
+=========  =======================================================================================
+timestamp  ``@timestamp timestamp time ts date time_unix_nano timeUnixNano``
+level      ``level severity log.level levelname loglevel severity_text severityText lvl``, then
+           ``severity_number``/``severityNumber`` (OpenTelemetry numbers), then ``level_value``
+           (logback's numeric level). A value that does not name a level is left as an attribute
+           and the next candidate is tried; with no usable level field the level is detected in the
+           message text.
+message    ``message msg log event body``. ``log``/``event`` holding an object are ECS namespaces
+           (``log.level``, ``event.dataset``), not messages. A string message loses a trailing
+           newline (Docker's ``log`` field); any other value is rendered as compact JSON. Without a
+           message field the message is the compact JSON of the whole object.
+service    ``service service.name app application``; else the batch ``service`` argument; else, as
+           a last resort, the logger name (``logger logger_name log.logger``). Logger names are class
+           names with thousands of distinct values, so they never override a real service name, and
+           they are always kept as attributes as well.
+host       ``host hostname host.name host.hostname``; else the batch ``host`` argument.
+trace_id   ``trace_id traceId traceID trace.id``.
+=========  =======================================================================================
+
+Stack traces (``stack_trace`` from logstash-logback-encoder, ``error.stack_trace`` from ECS,
+``stacktrace``, ``exc_info``, ``exception``) stay attributes, and the text of the first one present
+is also appended to the message after a newline (unless the message already contains it), so a
+full-text search for an exception class or frame finds the record. This duplicates the text on
+purpose: the message is what search and pattern mining read.
+
+Everything not consumed becomes ``attributes``: nested objects flattened to dotted keys (``a.b.c``),
+lists kept as lists, scalars with their JSON types. When a flat and a nested key collide, the first
+one in the object wins. A missing or unreadable timestamp becomes ``received_ns``, with the original
+value kept in the ``timestamp_original`` attribute. ``observed_at`` is always ``received_ns``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from loglens.model import Level, LogRecord
+from loglens.parse.levels import detect_level, normalize_level, normalize_otel_severity
+from loglens.parse.timestamps import parse_timestamp
+
+__all__ = ["record_from_json"]
+
+_MISSING: Any = object()
+_UNKNOWN = Level.UNKNOWN
+
+TIMESTAMP_KEYS = ("@timestamp", "timestamp", "time", "ts", "date", "time_unix_nano", "timeUnixNano")
+LEVEL_KEYS = (
+    "level", "severity", "log.level", "levelname", "loglevel", "severity_text", "severityText", "lvl",
+)  # fmt: skip
+OTEL_NUMBER_KEYS = ("severity_number", "severityNumber")
+LEVEL_FALLBACK_KEYS = ("level_value",)
+MESSAGE_KEYS = ("message", "msg", "log", "event", "body")
+_NAMESPACE_KEYS = frozenset(("log", "event", "body"))
+SERVICE_KEYS = ("service", "service.name", "app", "application")
+LOGGER_KEYS = ("logger", "logger_name", "log.logger")
+HOST_KEYS = ("host", "hostname", "host.name", "host.hostname")
+TRACE_KEYS = ("trace_id", "traceId", "traceID", "trace.id")
+STACK_KEYS = ("stack_trace", "error.stack_trace", "stacktrace", "exc_info", "exception")
+
+
+def _flatten(obj: dict[Any, Any], prefix: str, out: dict[str, Any], skip: object) -> None:
+    for k, v in obj.items():
+        if k == skip:
+            continue
+        key = prefix + (k if type(k) is str else str(k))
+        if type(v) is dict and v:
+            _flatten(v, key + ".", out, _MISSING)
+        elif key not in out:
+            out[key] = v
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _text(value: Any) -> str | None:
+    """A scalar as a string for service/host/trace; None for objects, lists, bools and null."""
+    t = type(value)
+    if t is str:
+        return str(value)
+    if t is int or t is float:
+        return str(value)
+    return None
+
+
+def _level_of(value: Any) -> Level:
+    t = type(value)
+    if t is str or t is int or t is float:
+        return normalize_level(value)
+    return _UNKNOWN
+
+
+# role of every candidate key: (role, priority); lower priority wins
+_R_TS, _R_LEVEL, _R_OTEL, _R_LEVEL2, _R_SERVICE, _R_LOGGER, _R_HOST, _R_TRACE, _R_STACK = range(9)
+_ROLE_OF: dict[str, tuple[int, int]] = {}
+for _role, _keys in (
+    (_R_TS, TIMESTAMP_KEYS),
+    (_R_LEVEL, LEVEL_KEYS),
+    (_R_OTEL, OTEL_NUMBER_KEYS),
+    (_R_LEVEL2, LEVEL_FALLBACK_KEYS),
+    (_R_SERVICE, SERVICE_KEYS),
+    (_R_LOGGER, LOGGER_KEYS),
+    (_R_HOST, HOST_KEYS),
+    (_R_TRACE, TRACE_KEYS),
+    (_R_STACK, STACK_KEYS),
+):
+    for _prio, _key in enumerate(_keys):
+        _ROLE_OF[_key] = (_role, _prio)
+_KNOWN = frozenset(_ROLE_OF)
+_MESSAGE_SET = frozenset(MESSAGE_KEYS)
+
+
+def _first_scalar(flat: dict[str, Any], keys: list[str]) -> tuple[str, str] | None:
+    for k in keys:
+        s = _text(flat[k])
+        if s:
+            return k, s
+    return None
+
+
+def record_from_json(
+    obj: dict[str, Any], *, received_ns: int, service: str = "", host: str = "", source: str = ""
+) -> LogRecord:
+    """Map a decoded JSON object to a :class:`LogRecord` (see the module docstring)."""
+    if not isinstance(obj, dict):
+        raise TypeError(f"obj must be a dict, not {type(obj).__name__}")
+    # the message field first: an object there is the message, not attributes
+    msg_key: Any = _MISSING
+    msg_val: Any = None
+    if not _MESSAGE_SET.isdisjoint(obj):
+        for k in MESSAGE_KEYS:
+            v = obj.get(k, _MISSING)
+            if v is _MISSING or v is None or (k in _NAMESPACE_KEYS and type(v) is dict):
+                continue
+            msg_key, msg_val = k, v
+            break
+
+    if dict in map(type, obj.values()):
+        flat: dict[str, Any] = {}
+        _flatten(obj, "", flat, msg_key)
+    else:
+        flat = dict(obj)
+        if msg_key is not _MISSING:
+            del flat[msg_key]
+
+    # which roles are present, candidates in priority order
+    roles: dict[int, list[str]] = {}
+    for k in _KNOWN.intersection(flat):
+        role = _ROLE_OF[k][0]
+        lst = roles.get(role)
+        if lst is None:
+            roles[role] = [k]
+        else:
+            lst.append(k)
+            lst.sort(key=lambda x: _ROLE_OF[x][1])
+
+    # message
+    if msg_key is _MISSING:
+        message = _dumps(obj)
+    elif type(msg_val) is str:
+        message = msg_val
+        if message and message[-1] == "\n":
+            message = message.rstrip("\r\n")
+    else:
+        message = _dumps(msg_val)
+    keys = roles.get(_R_STACK)
+    if keys is not None:
+        st = flat[keys[0]]
+        if type(st) is str and st.strip() and st not in message:
+            message = message + "\n" + st if message else st
+
+    # timestamp
+    timestamp = received_ns
+    keys = roles.get(_R_TS)
+    if keys is not None:
+        k = keys[0]
+        v = flat.pop(k)
+        ns = parse_timestamp(v) if type(v) in (str, int, float) else None
+        if ns is None:
+            flat["timestamp_original"] = v
+        else:
+            timestamp = ns
+
+    # level
+    level = _UNKNOWN
+    keys = roles.get(_R_LEVEL)
+    if keys is not None:
+        for k in keys:
+            level = _level_of(flat[k])
+            if level is not _UNKNOWN:
+                del flat[k]
+                break
+    if level is _UNKNOWN:
+        keys = roles.get(_R_OTEL)
+        if keys is not None:
+            for k in keys:
+                v = flat[k]
+                t = type(v)
+                if t is int or t is float:
+                    level = normalize_otel_severity(v)
+                elif t is str and v.isdigit():
+                    level = normalize_otel_severity(int(v))
+                if level is not _UNKNOWN:
+                    del flat[k]
+                    break
+        if level is _UNKNOWN:
+            keys = roles.get(_R_LEVEL2)
+            if keys is not None:
+                for k in keys:
+                    level = _level_of(flat[k])
+                    if level is not _UNKNOWN:
+                        del flat[k]
+                        break
+            if level is _UNKNOWN:
+                level = detect_level(message)[0]
+
+    # service, host, trace
+    svc = service
+    keys = roles.get(_R_SERVICE)
+    if keys is not None:
+        hit = _first_scalar(flat, keys)
+        if hit is not None:
+            svc = hit[1]
+            del flat[hit[0]]
+    if not svc:
+        keys = roles.get(_R_LOGGER)
+        if keys is not None:
+            hit = _first_scalar(flat, keys)
+            if hit is not None:
+                svc = hit[1]  # last resort; the logger stays an attribute too
+    hst = host
+    keys = roles.get(_R_HOST)
+    if keys is not None:
+        hit = _first_scalar(flat, keys)
+        if hit is not None:
+            hst = hit[1]
+            del flat[hit[0]]
+    trace = ""
+    keys = roles.get(_R_TRACE)
+    if keys is not None:
+        hit = _first_scalar(flat, keys)
+        if hit is not None:
+            trace = hit[1]
+            del flat[hit[0]]
+
+    # positional for speed: timestamp, message, level, service, host, header, attributes,
+    # trace_id, observed_at, source
+    return LogRecord(timestamp, message, level, svc, hst, "", flat, trace, received_ns, source)

@@ -1,0 +1,308 @@
+"""Masking: replace the variable parts of a log message with ``<*>`` before template mining.
+
+The rules are data (:data:`RULES`): each has a name, a regular expression and a short description
+of what it recognises, and they are tried in order at every position of the message (one
+combined regular expression, so masking costs one C-level scan of the line). A match is replaced
+by ``<*>``, except for the rules whose replacement keeps a constant prefix (``core.2275`` ->
+``core.<*>``, ``uid=0`` -> ``uid=<*>``).
+
+Conventions follow the Loghub "corrected" ground truth (Khan et al., ICSE 2022), which is how most
+people write templates by hand:
+
+* a variable is replaced as a whole token piece: ``blk_-1608999687919862906`` -> ``<*>``,
+  ``/10.250.19.102:50010`` -> ``<*>``, ``2.3`` in ``2.3 GiB`` -> ``<*> GiB`` (a unit separated by a
+  space is kept as a word), ``12ms`` -> ``<*>`` (a unit glued to the number is part of it);
+* punctuation around a variable stays: ``(TID 12)`` -> ``(TID <*>)``, ``size 12,`` -> ``size <*>,``,
+  ``[173.234.31.186]`` -> ``[<*>]``, ``uid=0`` -> ``uid=<*>``;
+* words that merely contain a digit as part of a name stay constant when they look like names:
+  ``ssh2``, ``tty2``, ``Slf4jLogger``, ``HttpServer2``, ``IPv4`` (letters, then one digit,
+  optionally more letters). Anything else holding a digit is a variable: numbers, ``R02-M1-N0``,
+  ``attempt_1445_0020_m_000001_0``, ``rdd_2_0``, ``broadcast_0_piece0``, ``0x1f``, ``sha256``;
+* a name followed by a separator and a number keeps the name: ``core.2275`` -> ``core.<*>``,
+  ``jetty-6.1.26`` -> ``jetty-<*>``, ``PS/2`` -> ``PS/<*>``.
+
+Recognised kinds (see :data:`RULES` for the exact expressions): URLs, e-mail addresses, UUIDs,
+IPv6 and IPv4 addresses with optional port and ``host/`` prefix, MAC addresses, file paths (two or
+more ``/``-separated parts), hexadecimal numbers (``0x...`` or 8+ hex digits with a digit), Hadoop
+block ids (``blk_-123``), dates and times (``2015-10-18``, ``18:01:47,978``), durations and sizes
+with a glued unit (``12ms``, ``1.5s``, ``10KB``), and any other digit-holding piece of a token.
+A piece of a token is a maximal run of characters other than whitespace and the delimiters
+``()[]{}<>,;="'|`` (``=`` makes ``key=value`` keep ``key=``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+WILDCARD = "<*>"
+
+# Characters that end a piece of a token: a variable never extends over them.
+_DELIM = r"\s()\[\]{}<>,;=\"'|"
+_PIECE = rf"[^{_DELIM}]"
+_END = rf"(?![^{_DELIM}])"  # at the end of a piece
+# A character of a variable: a ":" only when a number, a hex digit or letters then a digit follow
+# (10.0.0.1:8080, fe80::1, R62-M1-Nf-C:J03-U11), so that ``10.0.0.1:50010:Got`` gives
+# ``<*>:Got``; a "." only when no other "." follows (``enable......0`` gives ``enable......<*>``).
+_VCHAR = rf"(?:[^{_DELIM}:.]|\.(?!\.)|:(?=[0-9A-Fa-f:]|[A-Za-z]+\d))"
+# The end of a variable: the end of the piece, after which only "." or ":" may follow (they
+# stay: ``from 10.0.0.1: 11: Bye`` gives ``from <*>: <*>: Bye``), or a ":" then a letter, or "..".
+_VEND = rf"(?=[.:]*{_END}|:[A-Za-z]|\.\.)"
+# The rest of a variable after its first digit.
+_VREST = rf"(?:{_VCHAR}*[^{_DELIM}.:])?{_VEND}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One masking rule, tried at the start of each piece of a token.
+
+    ``action`` says what a match becomes: ``"mask"``: ``<*>``; ``"keep"``: the match is a constant
+    and no later rule may mask it; ``"keep_prefix"``: a piece made of a constant ``prefix`` (a
+    regular expression) then ``pattern`` becomes the prefix then ``<*>``; ``after`` is a fixed-width
+    expression that matches the end of such a prefix (``re`` look-behinds need a fixed width).
+    ``compiled=False`` marks a rule whose every match is one token piece holding
+    a digit: the final ``digits`` rule masks exactly the same text, so the rule documents the kind
+    (and is tested) but is left out of the combined expression, which keeps masking fast.
+    """
+
+    name: str
+    pattern: str
+    description: str
+    action: str = "mask"
+    compiled: bool = True
+    prefix: str = ""
+    after: str = ""
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("url", r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]*[^\s\"'<>.,;:)\]]", "scheme://anything"),
+    Rule("email", rf"[\w.+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+{_END}", "user@host.domain"),
+    Rule(
+        "uuid",
+        rf"[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}{_END}",
+        "8-4-4-4-12 hex digits",
+        compiled=False,
+    ),
+    Rule(
+        "ipv6",
+        rf"/?\[?(?=[0-9a-fA-F:]*\d)(?:(?:[0-9a-fA-F]{{1,4}}:){{7}}[0-9a-fA-F]{{1,4}}"
+        rf"|(?:[0-9a-fA-F]{{1,4}}:){{0,6}}[0-9a-fA-F]{{0,4}}::(?:[0-9a-fA-F]{{1,4}}:){{0,6}}[0-9a-fA-F]{{0,4}})"
+        rf"(?:%\w+)?\]?(?::\d+)?{_END}",
+        "IPv6 address: eight groups or :: shorthand, optional %zone, [addr]:port",
+        compiled=False,
+    ),
+    Rule(
+        "ipv4",
+        rf"{_PIECE}*?/?\d{{1,3}}\.\d{{1,3}}\.\d{{1,3}}\.\d{{1,3}}(?::\d+)?{_END}",
+        "IPv4 address, optional :port, optional host/ prefix (host/10.0.0.1:8080)",
+        compiled=False,
+    ),
+    Rule("mac", rf"(?:[0-9a-fA-F]{{2}}:){{5}}[0-9a-fA-F]{{2}}{_END}", "MAC address", compiled=False),
+    Rule(
+        "path",
+        rf"(?:[A-Za-z]:)?\.{{0,2}}/(?=[^{_DELIM}]*[/\d])[^{_DELIM}]*?(?:[^{_DELIM}.:]|/){_VEND}",
+        "file path: two or more /-separated parts (/etc/hosts, ./a/b, C:/x), or /part-with-digit;"
+        " a trailing . or : stays",
+    ),
+    Rule(
+        "hex",
+        rf"(?:0[xX][0-9a-fA-F]+|(?=[a-fA-F]*\d)[0-9a-fA-F]{{8,}}){_END}",
+        "0x1f, deadbeef01 (8+ hex digits with a digit)",
+        compiled=False,
+    ),
+    Rule("block", rf"blk_-?\d+{_END}", "HDFS block id blk_-123", compiled=False),
+    Rule(
+        "datetime",
+        rf"\d{{2,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}(?:[T\-_.]\d{{1,2}}[:.]\d{{2}}(?:[:.]\d{{2}})?(?:[.,]\d+)?)?"
+        rf"(?:Z|[+\-]\d{{2}}:?\d{{2}})?{_END}",
+        "dates and date-times: 2015-10-18, 17/06/09, 2005-06-03-15.42.50.675872, 2024-01-15T10:00:00Z",
+        compiled=False,
+    ),
+    Rule("time", rf"\d{{1,2}}:\d{{2}}(?::\d{{2}})?(?:[.,]\d+)?{_END}", "times: 18:01:47.978", compiled=False),
+    Rule(
+        "quantity",
+        rf"[-+]?\d+(?:\.\d+)?(?:[numµ]?s|sec|secs|min|mins|h|ms|us|ns|[KMGTP]i?B|[kKMGT]|B|bytes?|%){_END}",
+        "durations and sizes with a glued unit: 12ms, 1.5s, 10KB, 2GiB, 95%",
+        compiled=False,
+    ),
+    Rule("number", rf"[-+]?\d+(?:[.,]\d+)*{_END}", "integers and decimals: 42, -7, 3.14", compiled=False),
+    Rule(
+        "named",
+        rf"-?\d{_VREST}",
+        "name, separator, then a number: core.2275 -> core.<*>, jetty-6.1.26 -> jetty-<*>, PS/2 -> PS/<*>,"
+        " batch:1 -> batch:<*>",
+        action="keep_prefix",
+        prefix=r"[A-Za-z]{2,}[.\-/#:]",
+        after=r"[A-Za-z][.\-/#:]",
+    ),
+    Rule(
+        "name_digit",
+        rf"(?:(?:[A-Za-z][A-Za-z_]*[.\-])*[A-Za-z][A-Za-z_]*[A-Za-z]\d[A-Za-z_]*(?:[.\-][A-Za-z][A-Za-z_]*)*"
+        rf"|[A-Z]\d)[.:]*{_END}",
+        "names with one digit after two letters (ssh2, jk2_init, Slf4jLogger, log4j.properties,"
+        " IPv4), and an upper-case letter with one digit (L2, C1): kept as they are",
+        action="keep",
+    ),
+    Rule(
+        "key",
+        r"[A-Za-z_][\w.\-]*(?==)",
+        "the key of key=value (r24=0x0f keeps r24=): kept as it is",
+        action="keep",
+    ),
+    Rule(
+        "numbered",
+        rf"\d{_VREST}",
+        "a number after #: Reader #1 -> Reader #<*>",
+        action="keep_prefix",
+        prefix="#",
+        after="#",
+    ),
+    Rule(
+        "object",
+        rf"[0-9a-fA-F]*\d{_VREST}",
+        "an object's identity after its class name: Foo$Bar@7317849d -> Foo$Bar@<*>",
+        action="keep_prefix",
+        prefix=r"[A-Za-z_$][\w.$]*@",
+        after=r"[\w$]@",
+    ),
+    Rule(
+        "dotted",
+        rf"\d{_VREST}",
+        "a value after a run of dots: enable.........0 -> enable.........<*>",
+        action="keep_prefix",
+        prefix=rf"{_PIECE}*?\.\.",
+        after=r"\.\.",
+    ),
+    Rule("digits", rf"{_VCHAR}*?\d{_VREST}", "any other piece of a token holding a digit"),
+)
+
+
+def compile_rules(rules: tuple[Rule, ...]) -> re.Pattern[str]:
+    """One regular expression for all compiled ``rules``: ``expr.sub("<*>", text)`` masks ``text``.
+
+    Every alternative starts at the start of a piece (or, for ``keep_prefix`` rules, right after
+    their prefix); ``keep`` rules and the prefixes become negative look-aheads at the start of the
+    piece. The replacement is a constant, so the substitution runs in C with no Python call per
+    match.
+    """
+    exclude: list[str] = []
+    parts: list[str] = []
+    tails: list[str] = []
+    for rule in rules:
+        if re.compile(rule.pattern).groups:
+            raise ValueError(f"rule {rule.name}: use (?:...), not groups")
+        if not rule.compiled:
+            continue
+        if rule.action == "keep":
+            exclude.append(rule.pattern)
+        elif rule.action == "keep_prefix":
+            if not rule.prefix or not rule.after:
+                raise ValueError(f"rule {rule.name}: keep_prefix needs prefix and after")
+            exclude.append(rule.prefix + rule.pattern)
+            tails.append(rf"(?<={rule.after}){rule.pattern}")
+        elif rule.action == "mask":
+            parts.append(rule.pattern)
+        else:
+            raise ValueError(f"rule {rule.name}: unknown action {rule.action!r}")
+    # Only pieces holding a digit, "/" or "@" can be variables: the look-ahead rejects the others
+    # at their first character.
+    head = rf"(?<![^{_DELIM}])(?=[^{_DELIM}]*[\d/@])"
+    if exclude:
+        head += "(?!" + "|".join(exclude) + ")"
+    alternatives = [head + "(?:" + "|".join(parts) + ")", *tails]
+    return re.compile("|".join(alternatives))
+
+
+_PATTERN = compile_rules(RULES)
+_HAS_VARIABLE = re.compile(r"[\d/@]").search
+
+
+def mask(text: str) -> str:
+    """Return ``text`` with every variable part replaced by ``<*>`` (see the module docstring)."""
+    if _HAS_VARIABLE(text) is None:
+        return text
+    if _TIME_HINT(text) is not None:
+        text = DATETIME_PHRASE.sub(WILDCARD, text)
+    if "B" in text:
+        text = SIZE_PHRASE.sub(WILDCARD, text)
+    return _PATTERN.sub(WILDCARD, text)
+
+
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?"
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?"
+#: Dates and times written over several tokens are one variable: ``Fri Jun 17 07:07:00 2005``,
+#: ``Jun 17, 2005 7:07:00 PM``, ``2015-10-18 18:01:47,978``, ``06/10/2013 17:26 GMT``. Applied to
+#: the whole line before it is split into tokens (only when the line holds a time).
+DATETIME_PHRASE = re.compile(
+    rf"(?<![\w:.])(?:{_DAY} +)?"
+    rf"(?:{_MONTH} +\d{{1,2}}(?:st|nd|rd|th)?,? +(?:\d{{4}} +)?|\d{{1,2}} +{_MONTH} +\d{{4}} +"
+    rf"|\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}[ T]+)"
+    r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?(?: ?[AP]M)?"
+    r"(?: +(?:UTC|GMT|[ECMP][SD]T|CES?T|Z|[+\-]\d{2}:?\d{2}))?(?: +\d{4})?(?![\w:])"
+)
+_TIME_HINT = re.compile(r"\d:\d\d").search
+#: A size written as a number, a space and a unit (``93.0 B``, ``2.3 GiB``) is one variable;
+#: glued sizes (``10KB``) are one token already. Durations keep their unit as a word (``12 ms``).
+SIZE_PHRASE = re.compile(r"(?<![\w.])\d+(?:\.\d+)? (?:[KMGTPE]i?B|B)(?!\w)")
+
+_TOKEN_CACHE: dict[str, str] = {}
+_SHAPE_CACHE: dict[bytes, str] = {}
+#: :func:`shape` of a text: its UTF-8 bytes with every digit replaced by ``0``. No rule depends on
+#: which digit it sees, so texts of one shape mask alike except where a kept name holds a digit
+#: (``ssh2``): a masked text without digits is valid for every text of its shape.
+ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+
+
+def shape(text: str) -> bytes:
+    """The text's UTF-8 bytes with every digit replaced by ``0`` (``bytes.translate`` is much
+    faster than ``str.translate``)."""
+    return text.encode("utf-8", "surrogatepass").translate(ZERO_DIGITS)
+
+HAS_DIGIT = re.compile(r"\d").search
+_TOKEN_CACHE_LIMIT = 100_000
+
+
+def _mask_token(token: str) -> str:
+    """Mask one token that is not in the exact-token cache."""
+    if token.isdigit():
+        return WILDCARD
+    if _HAS_VARIABLE(token) is None:  # a word: remember it
+        if len(_TOKEN_CACHE) >= _TOKEN_CACHE_LIMIT:
+            _TOKEN_CACHE.clear()
+        _TOKEN_CACHE[token] = token
+        return token
+    token_shape = token.encode("utf-8", "surrogatepass").translate(ZERO_DIGITS)
+    masked = _SHAPE_CACHE.get(token_shape)
+    if masked is None:
+        masked = _PATTERN.sub(WILDCARD, token)
+        if HAS_DIGIT(masked) is None:
+            if len(_SHAPE_CACHE) >= _TOKEN_CACHE_LIMIT:
+                _SHAPE_CACHE.clear()
+            _SHAPE_CACHE[token_shape] = masked
+        else:  # a name holding a digit was kept (ssh2): valid for this token only
+            if len(_TOKEN_CACHE) >= _TOKEN_CACHE_LIMIT:
+                _TOKEN_CACHE.clear()
+            _TOKEN_CACHE[token] = masked
+    return masked
+
+
+def mask_tokens(text: str) -> list[str]:
+    """``mask(text).split()``, faster: the tokens of ``text``, each masked.
+
+    Masking never crosses whitespace, so tokens are masked one by one, with two bounded caches:
+    one by exact token (words repeat, and so do names that keep a digit, ``ssh2``) and one by the
+    token's *shape*, its digits all replaced by ``0`` (no rule depends on which digit it sees, so
+    ``blk_-1608999687919862906`` and ``blk_-6952295868487656571`` mask alike). Pure numbers take a
+    fast path; only new shapes go through the regular expression.
+    """
+    if _TIME_HINT(text) is not None:
+        text = DATETIME_PHRASE.sub(WILDCARD, text)
+    if "B" in text:
+        text = SIZE_PHRASE.sub(WILDCARD, text)
+    get = _TOKEN_CACHE.get
+    return [get(token) or _mask_token(token) for token in text.split()]
+
+
+def is_variable_token(token: str) -> bool:
+    """True when a whole token is a variable by itself (after masking it would be ``<*>``)."""
+    return mask(token) == WILDCARD

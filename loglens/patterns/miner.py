@@ -1,0 +1,457 @@
+"""Streaming template miner: every message gets a stable template id as it arrives.
+
+How a message is placed:
+
+1. Only its first line is used (a stack trace is templated by the line that says what happened;
+   the frames below it are not part of the event kind).
+2. A cache keyed on the line's shape (its digits replaced by ``0``: lines that differ only in
+   their numbers share it), then on the masked line
+   (:func:`~loglens.patterns.masking.mask_tokens`), answers most lines with one or two dictionary
+   look-ups.
+3. Otherwise the masked tokens are compared with the templates that have the same number of
+   tokens and the same first token (Drain's observation: the length and the leading word of a
+   message say a lot about its kind). A template that agrees on all positions (``<*>`` accepts
+   anything) takes the message.
+4. A template that differs in a few literal positions (:func:`max_differences`) is a candidate:
+   those words may be variables (user names, host names...) or the words that tell two events
+   apart (``Failed password`` / ``Failed none``, ``startup`` / ``shutdown``). The miner waits for
+   evidence: the message starts its own template, and once :data:`EVIDENCE` distinct values were
+   seen at the same positions with the rest of the message identical, those positions become
+   ``<*>`` in the oldest of these templates (it keeps its id; its old text goes to its aliases),
+   and the other templates that it now covers are merged into it (their texts become aliases too,
+   and ``merged`` counts them).
+
+Memory is bounded: at most ``max_templates`` templates; when a new one would exceed that, the
+least recently seen template is dropped (``evicted`` counts them). The caches are bounded too.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from loglens.model import Template
+from loglens.patterns.masking import HAS_DIGIT, WILDCARD, ZERO_DIGITS, mask_tokens
+
+_CACHE_LIMIT = 200_000
+_PENDING_LIMIT = 100_000
+
+#: Distinct values that must be seen at a position before it becomes a variable.
+EVIDENCE = 3
+#: Distinct values needed before the first word of a message becomes a variable, and how many
+#: literal words the message must have for that.
+FIRST_WORD_EVIDENCE = 6
+FIRST_WORD_MIN_LITERALS = 5
+#: At most this many literal positions become variables at once (more differing words in one
+#: place are different phrases: ``file <*>: Bad file descriptor`` / ``file <*>: Permission denied``).
+MAX_NEW_VARIABLES = 2
+
+
+def first_line(message: str) -> str:
+    """The part of a (possibly multi-line) message that is templated: its first non-blank line."""
+    if "\n" in message:
+        for line in message.split("\n"):
+            if line.strip():
+                return line
+        return ""
+    return message
+
+
+def max_differences(k: int) -> int:
+    """How many literal positions may differ between a message and a template to be compared,
+    for a message with ``k`` positions that are not already ``<*>``.
+
+    Very short messages must match exactly; longer ones tolerate about a third of their words
+    being variables that masking could not recognise.
+    """
+    if k <= 2:
+        return 0
+    return max(1, (k * 3) // 10)
+
+
+def collapse_wildcards(tokens: list[str]) -> list[str]:
+    """Replace each run of three or more ``<*>`` tokens by one: a list of ids of varying length
+    (``delete blk_1 blk_2 blk_3``) is one variable."""
+    if tokens.count(WILDCARD) < 3:
+        return tokens
+    out: list[str] = []
+    run = 0
+    for token in tokens:
+        if token == WILDCARD:
+            run += 1
+            if run >= 3:
+                if run == 3:
+                    del out[-1]
+                continue
+        else:
+            run = 0
+        out.append(token)
+    return out
+
+
+def _is_alnum(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def merge_token(a: str, b: str) -> str:
+    """The generalisation of two different tokens at the same position.
+
+    Keeps a common prefix that ends with punctuation and a common suffix that starts with it:
+    ``user=root``/``user=bob`` -> ``user=<*>``, ``(yarn)``/``(bob)`` -> ``(<*>)``; otherwise ``<*>``.
+    """
+    if a == b:
+        return a
+    if a == WILDCARD or b == WILDCARD:
+        return WILDCARD
+    limit = min(len(a), len(b))
+    i = 0
+    while i < limit and a[i] == b[i]:
+        i += 1
+    prefix = a[:i]
+    while prefix and (_is_alnum(prefix[-1]) or prefix.endswith(("<", "<*"))):
+        prefix = prefix[:-1]
+    j = 0
+    rest = limit - len(prefix)
+    while j < rest and a[-1 - j] == b[-1 - j]:
+        j += 1
+    suffix = a[len(a) - j :] if j else ""
+    while suffix and (_is_alnum(suffix[0]) or suffix.startswith((">", "*>"))):
+        suffix = suffix[1:]
+    merged = prefix + WILDCARD + suffix
+    while "<*><*>" in merged:
+        merged = merged.replace("<*><*>", WILDCARD)
+    return merged
+
+
+def token_matches(template_token: str, token: str) -> bool:
+    """Does a template token holding ``<*>`` (e.g. ``user=<*>``) accept ``token``?"""
+    if template_token == WILDCARD:
+        return True
+    if WILDCARD not in template_token:
+        return False
+    head, _, tail = template_token.partition(WILDCARD)
+    if WILDCARD in tail:
+        tail = tail.rpartition(WILDCARD)[2]
+    return len(token) >= len(head) + len(tail) and token.startswith(head) and token.endswith(tail)
+
+
+def _bucket_key(tokens: list[str]) -> tuple[int, str]:
+    if not tokens:
+        return (0, "")
+    first = tokens[0]
+    if WILDCARD in first:
+        first = WILDCARD
+    return (len(tokens), first)
+
+
+class _Cluster:
+    __slots__ = ("aliases", "alive", "count", "first_seen", "id", "key", "last_seen", "merged_into", "tokens")
+
+    def __init__(self, cid: int, tokens: list[str], key: tuple[int, str]) -> None:
+        self.id = cid
+        self.tokens = tokens
+        self.key = key
+        self.count = 0
+        self.first_seen = 0
+        self.last_seen = 0
+        self.aliases: list[str] = []
+        self.alive = True
+        self.merged_into: _Cluster | None = None
+
+    def text(self) -> str:
+        return " ".join(self.tokens)
+
+    def covers(self, tokens: list[str]) -> bool:
+        """Does this template accept the (template or message) ``tokens``?"""
+        return len(tokens) == len(self.tokens) and all(
+            t == m or token_matches(t, m) for t, m in zip(self.tokens, tokens, strict=True)
+        )
+
+    def to_template(self) -> Template:
+        return Template(
+            id=self.id,
+            text=self.text(),
+            count=self.count,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            aliases=list(self.aliases),
+        )
+
+
+class TemplateMiner:
+    """Assigns a template id to each message; see the module docstring for the algorithm."""
+
+    def __init__(self, max_templates: int = 20_000) -> None:
+        if max_templates < 1:
+            raise ValueError("max_templates must be >= 1")
+        self.max_templates = max_templates
+        self.evicted = 0  # templates dropped because of the cap
+        self.merged = 0  # templates merged into a more general one
+        self._clusters: OrderedDict[int, _Cluster] = OrderedDict()  # least recently seen first
+        self._buckets: dict[tuple[int, str], list[_Cluster]] = {}
+        self._by_rest: dict[tuple[str, ...], list[_Cluster]] = {}  # by all tokens but the first
+        self._cache: dict[str | bytes, _Cluster] = {}  # by line shape (bytes) and masked line
+        self._pending: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+        self._changed: dict[int, _Cluster] = {}
+        self._merged_ids: dict[int, int] = {}  # merged template id -> id it was merged into
+        self._next_id = 1
+
+    # -- public API -------------------------------------------------------------------------
+
+    def add(self, message: str, timestamp_ns: int = 0) -> int:
+        """Place one message; return its template id (>= 1)."""
+        if "\n" in message:
+            message = first_line(message)
+        shape = message.encode("utf-8", "surrogatepass").translate(ZERO_DIGITS)
+        cluster = self._cache.get(shape)
+        if cluster is None or not cluster.alive:
+            cluster = self._place(message, shape)
+        cluster.count += 1
+        if timestamp_ns:
+            if not cluster.first_seen or timestamp_ns < cluster.first_seen:
+                cluster.first_seen = timestamp_ns
+            if timestamp_ns > cluster.last_seen:
+                cluster.last_seen = timestamp_ns
+        self._clusters.move_to_end(cluster.id)
+        self._changed[cluster.id] = cluster
+        return cluster.id
+
+    def add_many(self, messages: list[str], timestamps: list[int]) -> list[int]:
+        """Place a batch of messages (``timestamps`` may be empty); return their template ids."""
+        add = self.add
+        if not timestamps:
+            return [add(m) for m in messages]
+        return [add(m, t) for m, t in zip(messages, timestamps, strict=True)]
+
+    def get(self, template_id: int) -> Template | None:
+        """A live template by id (``None`` once evicted or merged into another)."""
+        cluster = self._clusters.get(template_id)
+        return cluster.to_template() if cluster is not None else None
+
+    def resolve(self, template_id: int) -> int:
+        """The id of the live template that now holds the messages of ``template_id`` (itself
+        unless it was merged into a more general template); 0 if unknown or evicted."""
+        cluster = self._clusters.get(template_id)
+        if cluster is not None:
+            return cluster.id
+        seen = {template_id}
+        merged = self._merged_ids.get(template_id)
+        while merged is not None and merged not in self._clusters and merged not in seen:
+            seen.add(merged)
+            merged = self._merged_ids.get(merged)
+        return merged if merged is not None and merged in self._clusters else 0
+
+    def templates(self) -> list[Template]:
+        """All live templates, by id."""
+        return [self._clusters[i].to_template() for i in sorted(self._clusters)]
+
+    def drain_changes(self) -> list[Template]:
+        """Templates created or updated (text, count, times) since the previous call.
+
+        A template evicted or merged since then is still reported once with its final state."""
+        changed = [c.to_template() for c in self._changed.values()]
+        self._changed = {}
+        return changed
+
+    def load(self, templates: Iterable[Template]) -> None:
+        """Restore templates saved earlier (e.g. from :meth:`drain_changes`); ids are kept.
+
+        A saved template whose text is an alias of another saved template that covers it had
+        been merged into that one, and stays merged."""
+        saved = sorted(templates, key=lambda t: (t.last_seen, t.id))
+        for t in saved:
+            old = self._clusters.get(t.id)
+            if old is not None:
+                self._drop(old)
+            tokens = t.text.split()
+            cluster = _Cluster(t.id, tokens, _bucket_key(tokens))
+            cluster.count = t.count
+            cluster.first_seen = t.first_seen
+            cluster.last_seen = t.last_seen
+            cluster.aliases = list(t.aliases)
+            self._insert(cluster)
+            self._next_id = max(self._next_id, t.id + 1)
+        by_alias: dict[str, list[_Cluster]] = {}
+        for cluster in self._clusters.values():
+            for alias in cluster.aliases:
+                by_alias.setdefault(alias, []).append(cluster)
+        for cluster in list(self._clusters.values()):
+            for general in by_alias.get(cluster.text(), ()):
+                if general is not cluster and general.alive and general.covers(cluster.tokens):
+                    self._drop(cluster)
+                    self._merged_ids[cluster.id] = general.id
+                    break
+        self._cache.clear()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _place(self, line: str, shape: bytes) -> _Cluster:
+        tokens = collapse_wildcards(mask_tokens(line))
+        masked = " ".join(tokens)
+        cluster = self._cache.get(masked)
+        if cluster is None or not cluster.alive:
+            cluster = self._match(tokens, self._candidates(tokens))
+            if cluster is None:
+                cluster = _Cluster(self._next_id, tokens, _bucket_key(tokens))
+                self._next_id += 1
+                self._insert(cluster)
+        cache = self._cache
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[masked] = cluster
+        if HAS_DIGIT(masked) is None:
+            cache[shape] = cluster  # every line of this shape masks to the same tokens
+        return cluster
+
+    def _candidates(self, tokens: list[str]) -> list[_Cluster]:
+        """Templates a message may belong to: same length and first token, same length and a
+        variable first token, and same tokens but the first (so that a first word that varies,
+        a program or user name, can become a variable too)."""
+        key = _bucket_key(tokens)
+        candidates = self._buckets.get(key, [])
+        if key[1] != WILDCARD:
+            wild = self._buckets.get((key[0], WILDCARD))
+            siblings = self._by_rest.get(tuple(tokens[1:])) if len(tokens) >= 3 else None
+            if wild or siblings:
+                candidates = candidates + (wild or []) + [c for c in siblings or () if c.key != key]
+        return candidates
+
+    def _match(self, tokens: list[str], candidates: list[_Cluster]) -> _Cluster | None:
+        if not candidates:
+            return None
+        k = sum(1 for m in tokens if m != WILDCARD)
+        allowed = max_differences(k)
+        best: _Cluster | None = None
+        best_diff = allowed + 1
+        best_wild = 0
+        for cluster in candidates:
+            diff = 0
+            wild = 0
+            for t, m in zip(cluster.tokens, tokens, strict=True):
+                if t == m:
+                    continue
+                if token_matches(t, m):
+                    wild += 1
+                    continue
+                diff += 1
+                if diff > allowed:
+                    break
+            # Prefer fewer differences, then the most specific template.
+            if diff < best_diff or (diff == best_diff and wild < best_wild):
+                best, best_diff, best_wild = cluster, diff, wild
+                if diff == 0 and wild == 0:
+                    break
+        if best is None or best_diff == 0:
+            return best
+        return self._generalise_with_evidence(best, tokens, candidates)
+
+    def _generalise_with_evidence(
+        self, cluster: _Cluster, tokens: list[str], candidates: list[_Cluster]
+    ) -> _Cluster | None:
+        """Record that ``tokens`` differ from ``cluster`` in a few literal positions; generalise
+        once enough distinct values were seen there. Returns the cluster that takes the message,
+        or None when it should start its own template."""
+        general: list[str] = []
+        ours: list[str] = []
+        theirs: list[str] = []
+        for t, m in zip(cluster.tokens, tokens, strict=True):
+            if t == m or token_matches(t, m):
+                general.append(t)
+            else:
+                general.append(merge_token(t, m))
+                ours.append(t)
+                theirs.append(m)
+        if cluster.count < EVIDENCE and all(
+            token_matches(m, t) for t, m in zip(ours, theirs, strict=True)
+        ):
+            # Masking says these positions hold variables and the template is young: it was
+            # made from a first example (``for user root``, then ``for user 42``).
+            return self._generalise_to(cluster, general, candidates)
+        key = tuple(general)
+        seen = self._pending.get(key)
+        if seen is None:
+            if len(self._pending) >= _PENDING_LIMIT:
+                self._pending.clear()
+            seen = self._pending[key] = {tuple(ours)}
+        seen.add(tuple(theirs))
+        needed = EVIDENCE
+        if general[0] != cluster.tokens[0]:
+            # The first word of a message is usually what it is about (``cupsd startup
+            # succeeded``, ``tickTime set to 2000``): it takes more evidence, and a longer
+            # message around it, to call it a variable (``chrome.exe - <*> open through proxy``).
+            if len(tokens) - tokens.count(WILDCARD) < FIRST_WORD_MIN_LITERALS:
+                return None
+            needed = FIRST_WORD_EVIDENCE
+        if len(seen) < needed or len(ours) > MAX_NEW_VARIABLES:
+            return None
+        del self._pending[key]
+        return self._generalise_to(cluster, general, candidates)
+
+    def _generalise_to(self, cluster: _Cluster, general: list[str], candidates: list[_Cluster]) -> _Cluster:
+        """Generalise the oldest template that ``general`` covers (it keeps its id) and merge
+        the others it covers into it."""
+        covered = [c for c in candidates if c.alive and _covers(general, c.tokens)]
+        target = min(covered, key=lambda c: c.id) if covered else cluster
+        target.aliases.append(target.text())
+        self._unindex(target)
+        target.tokens = general
+        target.key = _bucket_key(general)
+        self._index(target)
+        self._changed[target.id] = target
+        for other in covered:
+            if other is not target:
+                self._merge(other, target)
+        return target
+
+    def _merge(self, cluster: _Cluster, into: _Cluster) -> None:
+        into.aliases.append(cluster.text())
+        into.count += cluster.count
+        if cluster.first_seen and (not into.first_seen or cluster.first_seen < into.first_seen):
+            into.first_seen = cluster.first_seen
+        into.last_seen = max(into.last_seen, cluster.last_seen)
+        self._drop(cluster)
+        cluster.merged_into = into
+        if len(self._merged_ids) >= _PENDING_LIMIT:
+            self._merged_ids.clear()
+        self._merged_ids[cluster.id] = into.id
+        self._changed[into.id] = into
+        self.merged += 1
+
+    def _insert(self, cluster: _Cluster) -> None:
+        while len(self._clusters) >= self.max_templates:
+            _, oldest = self._clusters.popitem(last=False)
+            self._unindex(oldest)
+            oldest.alive = False
+            self.evicted += 1
+        self._clusters[cluster.id] = cluster
+        self._index(cluster)
+
+    def _drop(self, cluster: _Cluster) -> None:
+        self._clusters.pop(cluster.id, None)
+        self._unindex(cluster)
+        cluster.alive = False
+
+    def _index(self, cluster: _Cluster) -> None:
+        self._buckets.setdefault(cluster.key, []).append(cluster)
+        if cluster.key[1] != WILDCARD and len(cluster.tokens) >= 3:
+            self._by_rest.setdefault(tuple(cluster.tokens[1:]), []).append(cluster)
+
+    def _unindex(self, cluster: _Cluster) -> None:
+        bucket = self._buckets.get(cluster.key)
+        if bucket is not None and cluster in bucket:
+            bucket.remove(cluster)
+            if not bucket:
+                del self._buckets[cluster.key]
+        if cluster.key[1] != WILDCARD and len(cluster.tokens) >= 3:
+            rest = tuple(cluster.tokens[1:])
+            siblings = self._by_rest.get(rest)
+            if siblings is not None and cluster in siblings:
+                siblings.remove(cluster)
+                if not siblings:
+                    del self._by_rest[rest]
+
+
+def _covers(template: list[str], tokens: list[str]) -> bool:
+    return len(template) == len(tokens) and all(
+        t == m or token_matches(t, m) for t, m in zip(template, tokens, strict=True)
+    )

@@ -1,0 +1,151 @@
+"""What the API and the CLI call: query strings and time parameters in, store results out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from loglens.model import Level, LogRecord
+from loglens.query.planning import BUILTIN_FIELDS, Plan, plan_query
+from loglens.query.timerange import now_ns, parse_duration, parse_time
+from loglens.store.base import Bucket, SearchPage, Store, TimeRange, TopValue
+
+MS = 1_000_000
+_AUTO_STEPS_MS: Sequence[int] = (
+    1_000, 5_000, 10_000, 30_000, 60_000, 300_000, 600_000, 1_800_000, 3_600_000, 10_800_000,
+    21_600_000, 43_200_000, 86_400_000, 604_800_000,
+)
+#: Target number of histogram buckets for ``interval=auto``.
+AUTO_BUCKETS = 60
+TOP_FIELDS_HINT = ("service", "host", "level", "source", "template", "message", "trace_id")
+
+
+class ParameterError(ValueError):
+    """A request parameter other than the query is invalid."""
+
+
+def format_ts(ns: int) -> str:
+    dt = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 1_000_000_000:09d}Z"
+
+
+def record_dict(rec: LogRecord) -> dict[str, Any]:
+    """A record as the API shows it. Ids are strings: they exceed JavaScript's exact integers."""
+    return {
+        "id": str(rec.id),
+        "timestamp": format_ts(rec.timestamp),
+        "level": rec.level.name if rec.level is not Level.UNKNOWN else None,
+        "service": rec.service,
+        "host": rec.host,
+        "message": rec.message,
+        "line": rec.line,
+        "attributes": rec.attributes,
+        "trace_id": rec.trace_id or None,
+        "template_id": rec.template_id,
+        "source": rec.source,
+        "observed_at": format_ts(rec.observed_at) if rec.observed_at else None,
+    }
+
+
+@dataclass(slots=True)
+class Histogram:
+    interval_ns: int
+    buckets: list[Bucket]
+
+
+def parse_record_id(value: str | int) -> int:
+    try:
+        ident = int(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"record ids are integers, got {value!r}") from None
+    if ident <= 0:
+        raise ParameterError(f"record ids are positive, got {value!r}")
+    return ident
+
+
+class QueryEngine:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def plan(self, q: str | None) -> Plan:
+        return plan_query(q or "", self.store.known_attributes())
+
+    @staticmethod
+    def time_range(start: str | None, end: str | None, *, now: int | None = None) -> TimeRange:
+        now = now if now is not None else now_ns()
+        try:
+            lo = parse_time(start, now_ns=now) if start not in (None, "") else None
+        except ValueError as exc:
+            raise ParameterError(f"from: {exc}") from None
+        try:
+            hi = parse_time(end, now_ns=now) if end not in (None, "") else None
+        except ValueError as exc:
+            raise ParameterError(f"to: {exc}") from None
+        if lo is not None and hi is not None and lo > hi:
+            raise ParameterError("from is after to")
+        return TimeRange(lo, hi)
+
+    def search(self, q: str | None, start: str | None = None, end: str | None = None, limit: int = 100,
+               cursor: str | None = None) -> SearchPage:
+        if not 1 <= limit <= 10_000:
+            raise ParameterError("limit must be between 1 and 10000")
+        plan = self.plan(q)
+        return self.store.search(plan, self.time_range(start, end), limit,
+                                 parse_record_id(cursor) if cursor else None)
+
+    def count(self, q: str | None, start: str | None = None, end: str | None = None) -> int:
+        return self.store.count(self.plan(q), self.time_range(start, end))
+
+    def histogram(self, q: str | None, start: str | None = None, end: str | None = None,
+                  interval: str | None = "auto") -> Histogram:
+        plan = self.plan(q)
+        time = self.time_range(start, end)
+        if interval in (None, "", "auto"):
+            lo = time.start
+            hi = time.end if time.end is not None else now_ns()
+            if lo is None:
+                stats = self.store.stats()
+                lo = stats.first_timestamp if stats.first_timestamp is not None else hi - 3_600 * 10**9
+                if time.end is None and stats.last_timestamp is not None:
+                    hi = max(lo, stats.last_timestamp)
+            span_ms = max(1, (hi - lo) // MS)
+            step = next((s for s in _AUTO_STEPS_MS if span_ms / s <= AUTO_BUCKETS), _AUTO_STEPS_MS[-1])
+            interval_ns = step * MS
+        else:
+            try:
+                interval_ns = parse_duration(interval)
+            except ValueError as exc:
+                raise ParameterError(f"interval: {exc}") from None
+            if interval_ns < MS:
+                raise ParameterError("interval must be at least 1ms")
+        return Histogram(interval_ns, self.store.histogram(plan, time, interval_ns))
+
+    def top(self, field_name: str, q: str | None, start: str | None = None, end: str | None = None,
+            limit: int = 10) -> list[TopValue]:
+        if not 1 <= limit <= 1_000:
+            raise ParameterError("limit must be between 1 and 1000")
+        from loglens.query.planning import FIELD_ALIASES
+
+        canonical = FIELD_ALIASES.get(field_name.lower(), field_name)
+        if canonical.lower() in BUILTIN_FIELDS:
+            canonical = canonical.lower()
+        elif canonical not in self.store.known_attributes():
+            known = ", ".join([*BUILTIN_FIELDS, *sorted(self.store.known_attributes())[:60]])
+            raise ParameterError(f"unknown field {field_name!r}; known fields: {known}")
+        return self.store.top(self.plan(q), self.time_range(start, end), canonical, limit)
+
+    def context(self, record_id: str | int, before: int = 20, after: int = 20) -> dict[str, Any]:
+        ident = parse_record_id(record_id)
+        if not (0 <= before <= 1000 and 0 <= after <= 1000):
+            raise ParameterError("before and after must be between 0 and 1000")
+        record = self.store.get(ident)
+        if record is None:
+            raise KeyError(ident)
+        older, newer = self.store.context(ident, before, after)
+        return {
+            "record": record_dict(record),
+            "before": [record_dict(r) for r in older],
+            "after": [record_dict(r) for r in newer],
+        }

@@ -1,0 +1,265 @@
+"""The HTTP API. Thin: parse the request, call one function below, render JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from loglens import __version__
+from loglens.config import Settings
+from loglens.ingest.bodies import BodyError, decode_body
+from loglens.model import LogRecord
+from loglens.pipeline import Pipeline, QueueFullError
+from loglens.query.engine import ParameterError, QueryEngine, record_dict
+from loglens.query.errors import QueryError
+from loglens.query.timerange import now_ns, parse_duration
+from loglens.store import open_store
+
+log = logging.getLogger("loglens.server")
+
+
+class ORJSONResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _error(status: int, message: str, **extra: Any) -> ORJSONResponse:
+    return ORJSONResponse({"error": message, **extra}, status_code=status)
+
+
+class Runtime:
+    """What one server process holds: the store, the pipeline, the retention timer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = open_store(settings.data, writable=True, durability=settings.durability)
+        self.pipeline = Pipeline(self.store, max_queued=settings.max_queued).start()
+        self.engine = QueryEngine(self.store)
+        self.ready = True
+        self._stop = threading.Event()
+        self._retention_thread: threading.Thread | None = None
+        if settings.retention:
+            self.retention_ns = parse_duration(settings.retention)
+            self._retention_thread = threading.Thread(target=self._retention_loop, daemon=True,
+                                                      name="loglens-retention")
+            self._retention_thread.start()
+
+    def _retention_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                removed = self.store.apply_retention(now_ns() - self.retention_ns)
+                if removed:
+                    log.info("retention removed %d records", removed)
+            except Exception:
+                log.exception("retention failed")
+            self._stop.wait(600)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.ready = False
+        self.pipeline.close()
+        self.store.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    holder: dict[str, Runtime] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        holder["rt"] = Runtime(settings)
+        try:
+            yield
+        finally:
+            holder.pop("rt").close()
+
+    app = FastAPI(title="LogLens", version=__version__, lifespan=lifespan,
+                  default_response_class=ORJSONResponse)
+
+    def rt() -> Runtime:
+        return holder["rt"]
+
+    @app.exception_handler(QueryError)
+    async def query_error(_: Request, exc: QueryError) -> ORJSONResponse:
+        return _error(400, str(exc), position=exc.position, query=exc.query)
+
+    @app.exception_handler(ParameterError)
+    async def parameter_error(_: Request, exc: ParameterError) -> ORJSONResponse:
+        return _error(400, str(exc))
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> ORJSONResponse:
+        runtime = holder.get("rt")
+        if runtime is None or not runtime.ready:
+            return _error(503, "starting")
+        return ORJSONResponse({"status": "ready", "queued": runtime.pipeline.queued})
+
+    @app.post("/api/v1/logs")
+    async def ingest(request: Request, service: str = "", host: str = "") -> ORJSONResponse:
+        runtime = rt()
+        limit = runtime.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return _error(413, f"body of {declared} bytes is over the limit of {limit} bytes")
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return _error(413, f"body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        try:
+            decoded = await asyncio.to_thread(
+                decode_body, body, content_type=request.headers.get("content-type", ""),
+                content_encoding=request.headers.get("content-encoding", ""), max_bytes=limit,
+            )
+        except BodyError as exc:
+            return _error(exc.status, str(exc))
+        rejected = [{"line": r.line, "reason": r.reason} for r in decoded.rejected]
+        service = service or request.headers.get("x-loglens-service", "")
+        host = host or request.headers.get("x-loglens-host", "")
+        try:
+            future = runtime.pipeline.submit(decoded.items, service=service, host=host, source="http")
+        except QueueFullError as exc:
+            return ORJSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": "1"})
+        try:
+            accepted = await asyncio.wrap_future(future)
+        except Exception as exc:
+            log.exception("ingest failed")
+            return _error(503, f"could not store the batch: {exc}")
+        status = 400 if rejected and not accepted else 200
+        return ORJSONResponse({"accepted": accepted, "rejected": rejected}, status_code=status)
+
+    @app.get("/api/v1/search")
+    def search(q: str = "", from_: str | None = Query(None, alias="from"), to: str | None = None,
+               limit: int = 100, cursor: str | None = None) -> ORJSONResponse:
+        page = rt().engine.search(q, from_, to, limit, cursor)
+        return ORJSONResponse({
+            "records": [record_dict(r) for r in page.records],
+            "next_cursor": str(page.next_cursor) if page.next_cursor is not None else None,
+        })
+
+    @app.get("/api/v1/count")
+    def count(q: str = "", from_: str | None = Query(None, alias="from"), to: str | None = None) -> dict[str, int]:
+        return {"count": rt().engine.count(q, from_, to)}
+
+    @app.get("/api/v1/histogram")
+    def histogram(q: str = "", from_: str | None = Query(None, alias="from"), to: str | None = None,
+                  interval: str = "auto") -> ORJSONResponse:
+        hist = rt().engine.histogram(q, from_, to, interval)
+        return ORJSONResponse({
+            "interval_ms": hist.interval_ns // 1_000_000,
+            "buckets": [
+                {"start": _iso(b.start), "start_ms": b.start // 1_000_000, "total": b.total, "counts": b.counts}
+                for b in hist.buckets
+            ],
+        })
+
+    @app.get("/api/v1/top")
+    def top(field: str = "service", q: str = "", from_: str | None = Query(None, alias="from"),
+            to: str | None = None, limit: int = 10) -> ORJSONResponse:
+        values = rt().engine.top(field, q, from_, to, limit)
+        return ORJSONResponse({"field": field, "values": [{"value": v.value, "count": v.count} for v in values]})
+
+    @app.get("/api/v1/records/{record_id}")
+    def record(record_id: str) -> ORJSONResponse:
+        from loglens.query.engine import parse_record_id
+
+        rec = rt().store.get(parse_record_id(record_id))
+        if rec is None:
+            return _error(404, f"no record {record_id}")
+        return ORJSONResponse(record_dict(rec))
+
+    @app.get("/api/v1/records/{record_id}/context")
+    def context(record_id: str, before: int = 20, after: int = 20) -> ORJSONResponse:
+        try:
+            return ORJSONResponse(rt().engine.context(record_id, before, after))
+        except KeyError:
+            return _error(404, f"no record {record_id}")
+
+    @app.get("/api/v1/fields")
+    def fields() -> dict[str, Any]:
+        store = rt().store
+        from loglens.query.planning import BUILTIN_FIELDS
+
+        return {"builtin": list(BUILTIN_FIELDS), "attributes": sorted(store.known_attributes())}
+
+    @app.get("/api/v1/tail")
+    async def tail(request: Request, q: str = "") -> StreamingResponse:
+        runtime = rt()
+        plan = runtime.engine.plan(q)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[list[LogRecord]] = asyncio.Queue(maxsize=1000)
+
+        def on_commit(records: list[LogRecord]) -> None:
+            matched = [r for r in records if plan.predicate(r)]
+            if matched:
+                loop.call_soon_threadsafe(_offer, queue, matched)
+
+        unsubscribe = runtime.pipeline.subscribe(on_commit)
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                yield b": tailing\n\n"
+                while True:
+                    try:
+                        batch = await asyncio.wait_for(queue.get(), timeout=15)
+                    except TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        yield b": keep-alive\n\n"
+                        continue
+                    for rec in batch:
+                        yield b"event: record\ndata: " + orjson.dumps(record_dict(rec)) + b"\n\n"
+            finally:
+                unsubscribe()
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get("/api/v1/stats")
+    def stats() -> dict[str, Any]:
+        s = rt().store.stats()
+        return {
+            "records": s.records, "bytes_on_disk": s.bytes_on_disk,
+            "first_timestamp": _iso(s.first_timestamp) if s.first_timestamp else None,
+            "last_timestamp": _iso(s.last_timestamp) if s.last_timestamp else None,
+            "services": s.services, "templates": s.templates, "shards": s.shards,
+            "queued": rt().pipeline.queued,
+        }
+
+    @app.middleware("http")
+    async def timing(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
+
+    return app
+
+
+def _offer(queue: asyncio.Queue[list[LogRecord]], batch: list[LogRecord]) -> None:
+    """Hand a batch to a tail client; a client too slow to keep up loses the oldest batch."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(batch)
+
+
+def _iso(ns: int) -> str:
+    from loglens.query.engine import format_ts
+
+    return format_ts(ns)

@@ -1,0 +1,736 @@
+"""The embedded store: one SQLite file per UTC day of record time, plus a catalogue.
+
+Why this shape (see docs/storage.md and the bake-off in the design notes):
+
+* A record's id is ``(timestamp_ms << 20) | sequence``. Ids therefore sort by time, so "newest
+  first" is a descending walk of the primary key or of the full-text posting lists, and a time
+  range is an id range that both indexes answer directly. Ids are unique across shards.
+* Day shards make retention an ``unlink`` and keep each B-tree small.
+* The full-text index is contentless with ``detail=none`` (posting lists of ids only), with hidden
+  tokens for level/service/host/source/template so that field filters are index intersections.
+* Per-minute counts by (service, level) and per-hour counts by template are kept at write time,
+  so histograms, counts and top-N over those fields never touch the rows.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from loglens.model import Level, LogRecord, Template
+from loglens.query.planning import Plan
+from loglens.store.base import (
+    Bucket,
+    SearchPage,
+    Store,
+    StoreLockedError,
+    StoreStats,
+    TimeRange,
+    TopValue,
+)
+from loglens.store.embedded.fts import FtsQuery, compile_fts, compile_rollup
+from loglens.store.embedded.codec import ShardReaderCodec, ShardWriterCodec
+from loglens.store.embedded.meta import Catalog
+
+#: 1,024 ids per millisecond; more records in one millisecond borrow the next one. Fewer bits
+#: make the id gaps in the posting lists (varints) smaller: about a third of the index size.
+SEQ_BITS = 10
+SEQ_MASK = (1 << SEQ_BITS) - 1
+MS = 1_000_000
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+DAY_NS = DAY_MS * MS
+MAX_ID = (1 << 63) - 1
+_LEVELS = tuple(Level)
+#: Bytes per full-text index leaf (SQLite's default is 1000): fewer, fuller leaves are smaller.
+FTS_PAGE_SIZE = 4000
+_SHARD_NAME = re.compile(r"^(\d{8})\.db$")
+
+_SHARD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY,
+    ts_delta INTEGER NOT NULL,      -- timestamp minus the id's millisecond, in ns
+    observed_delta INTEGER NOT NULL,  -- observed_at minus timestamp, in ns
+    level INTEGER NOT NULL,
+    service INTEGER NOT NULL,
+    host INTEGER NOT NULL,
+    source INTEGER NOT NULL,
+    template INTEGER NOT NULL,
+    trace_id TEXT,
+    body BLOB NOT NULL              -- codec byte + [header, message, attributes] as JSON
+);
+CREATE TABLE IF NOT EXISTS codecs (id INTEGER PRIMARY KEY, dictionary BLOB NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
+    body, content='', detail=none, columnsize=0, tokenize="unicode61 remove_diacritics 0 tokenchars '_'"
+);
+CREATE TABLE IF NOT EXISTS rollup_minute (
+    minute INTEGER NOT NULL, service INTEGER NOT NULL, level INTEGER NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (minute, service, level)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_template (
+    hour INTEGER NOT NULL, template INTEGER NOT NULL, service INTEGER NOT NULL,
+    level INTEGER NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (hour, template, service, level)
+) WITHOUT ROWID;
+"""
+_RECORD_COLUMNS = "id, ts_delta, observed_delta, level, service, host, source, template, trace_id, body"
+_ROLLUP_MINUTE_UPSERT = (
+    "INSERT INTO rollup_minute (minute, service, level, n) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (minute, service, level) DO UPDATE SET n = n + excluded.n"
+)
+_ROLLUP_TEMPLATE_UPSERT = (
+    "INSERT INTO rollup_template (hour, template, service, level, n) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (hour, template, service, level) DO UPDATE SET n = n + excluded.n"
+)
+_ROLLUP_MINUTE_FROM_RECORDS = (
+    f"INSERT INTO rollup_minute (minute, service, level, n) SELECT (id >> {SEQ_BITS}) / {MINUTE_MS}, service,"
+    " level, count(*) FROM records WHERE id > ? GROUP BY 1, 2, 3"
+    " ON CONFLICT (minute, service, level) DO UPDATE SET n = n + excluded.n"
+)
+_ROLLUP_TEMPLATE_FROM_RECORDS = (
+    f"INSERT INTO rollup_template (hour, template, service, level, n) SELECT (id >> {SEQ_BITS}) / {HOUR_MS},"
+    " template, service, level, count(*) FROM records WHERE id > ? GROUP BY 1, 2, 3, 4"
+    " ON CONFLICT (hour, template, service, level) DO UPDATE SET n = n + excluded.n"
+)
+#: Rows fetched per step when candidates must be verified one by one.
+_CHUNK = 512
+
+
+def id_range(time: TimeRange) -> tuple[int, int]:
+    lo = 0 if time.start is None else max(0, time.start // MS) << SEQ_BITS
+    hi = MAX_ID if time.end is None else ((max(0, time.end) // MS) << SEQ_BITS) | SEQ_MASK
+    return lo, hi
+
+
+def _searchable_attribute_text(attributes: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for value in attributes.values():
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list):
+            parts.extend(str(v) for v in value)
+        elif value is not None:
+            parts.append(str(value))
+    return " ".join(parts)
+
+
+class _Conn(sqlite3.Connection):
+    """A shard connection that carries its body codec."""
+
+    reader_codec: ShardReaderCodec
+    writer_codec: ShardWriterCodec
+
+
+class _Shard:
+    """One day's file. ``lo``/``hi`` bound the ids it can hold."""
+
+    def __init__(self, day: int, path: Path) -> None:
+        self.day = day
+        self.path = path
+        self.lo = (day * DAY_MS) << SEQ_BITS
+        self.hi = (((day + 1) * DAY_MS) << SEQ_BITS) - 1
+
+    def overlaps(self, lo: int, hi: int) -> bool:
+        return self.lo <= hi and lo <= self.hi
+
+
+class EmbeddedStore(Store):
+    def __init__(self, data_dir: str | os.PathLike[str], *, writable: bool = False,
+                 durability: str = "normal") -> None:
+        self.dir = Path(data_dir)
+        self.writable = writable
+        self._synchronous = "FULL" if durability == "full" else "NORMAL"
+        self._lock_file: Any = None
+        if writable:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "shards").mkdir(exist_ok=True)
+            self._lock_file = open(self.dir / "LOCK", "a+")  # noqa: SIM115 - held for the store's life
+            try:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                self._lock_file.close()
+                raise StoreLockedError(
+                    f"{self.dir} is in use by another LogLens process (a running `loglens serve`?); "
+                    "stop it or send the data to it with --url"
+                ) from exc
+        elif not (self.dir / "meta.db").exists():
+            raise FileNotFoundError(f"no LogLens data in {self.dir} (nothing ingested yet?)")
+        self.catalog = Catalog(self.dir / "meta.db", writable=writable, synchronous=self._synchronous)
+        self._writers: dict[int, _Conn] = {}
+        self._shard_max: dict[int, int] = {}
+        self._next_seq: dict[int, int] = {}
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ connections and shards
+    def _shards(self) -> list[_Shard]:
+        try:
+            names = os.listdir(self.dir / "shards")
+        except FileNotFoundError:
+            return []
+        shards = []
+        for name in names:
+            m = _SHARD_NAME.match(name)
+            if m:
+                shards.append(_Shard(int(m.group(1)), self.dir / "shards" / name))
+        shards.sort(key=lambda s: s.day)
+        return shards
+
+    def _reader(self, shard: _Shard) -> _Conn:
+        conns: dict[int, _Conn] | None = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = {}
+        conn = conns.get(shard.day)
+        if conn is None:
+            if len(conns) >= 32:  # bound open files and page caches per thread
+                _, old = conns.popitem()
+                old.close()
+            conn = sqlite3.connect(shard.path, isolation_level=None, check_same_thread=False, timeout=30,
+                                   factory=_Conn)
+            conn.reader_codec = ShardReaderCodec(conn)
+            conn.execute("PRAGMA query_only=1")
+            conn.execute("PRAGMA cache_size=-8192")
+            conns[shard.day] = conn
+        return conn
+
+    def _writer(self, day: int) -> _Conn:
+        conn = self._writers.get(day)
+        if conn is None:
+            path = self.dir / "shards" / f"{day:08d}.db"
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30,
+                                   factory=_Conn)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA journal_size_limit=67108864")
+            fresh = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0
+            conn.executescript(_SHARD_SCHEMA)
+            if fresh:
+                conn.execute(f"INSERT INTO fts (fts, rank) VALUES ('pgsz', {FTS_PAGE_SIZE})")
+            self._shard_max[day] = conn.execute("SELECT coalesce(max(id), -1) FROM records").fetchone()[0]
+            conn.writer_codec = ShardWriterCodec(conn)
+            if len(self._writers) >= 8:
+                oldest = min(self._writers)
+                self._writers.pop(oldest).close()
+            self._writers[day] = conn
+        return conn
+
+    # ------------------------------------------------------------------ writing
+    def _allocate_id(self, conn: _Conn, day: int, ms: int) -> int:
+        seq = self._next_seq.get(ms)
+        if seq is None:
+            base = ms << SEQ_BITS
+            if base > self._shard_max[day]:
+                seq = 0
+            else:
+                top = conn.execute(
+                    "SELECT max(id) FROM records WHERE id BETWEEN ? AND ?", (base, base | SEQ_MASK)
+                ).fetchone()[0]
+                seq = 0 if top is None else (top & SEQ_MASK) + 1
+        if seq > SEQ_MASK:  # over a million records in one millisecond: borrow the next one
+            return self._allocate_id(conn, day, ms + 1)
+        self._next_seq[ms] = seq + 1
+        return (ms << SEQ_BITS) | seq
+
+    def write(self, records: list[LogRecord], templates: Iterable[Template] = ()) -> None:
+        if not self.writable:
+            raise PermissionError("store opened read-only")
+        with self._write_lock:
+            self._write(records, list(templates))
+
+    def _write(self, records: list[LogRecord], templates: list[Template]) -> None:
+        catalog = self.catalog
+        keywords: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+        by_day: dict[int, list[tuple[LogRecord, tuple[int, int, int]]]] = {}
+        attribute_names: set[str] = set()
+        catalog.begin()
+        try:
+            for rec in records:
+                key = (rec.service, rec.host, rec.source)
+                ids = keywords.get(key)
+                if ids is None:
+                    ids = keywords[key] = (catalog.intern("service", key[0]), catalog.intern("host", key[1]),
+                                           catalog.intern("source", key[2]))
+                day = rec.timestamp // DAY_NS
+                day_list = by_day.get(day)
+                if day_list is None:
+                    day_list = by_day[day] = []
+                day_list.append((rec, ids))
+                if rec.attributes:
+                    attribute_names.update(rec.attributes)
+            catalog.learn_attributes(attribute_names)
+            catalog.save_templates(templates)
+            catalog.commit()
+        except BaseException:
+            catalog.rollback()
+            raise
+        if len(self._next_seq) > 1_000_000:
+            self._next_seq.clear()
+        for day, day_records in sorted(by_day.items()):
+            self._write_shard(day, day_records)
+
+    def _write_shard(self, day: int, records: list[tuple[LogRecord, tuple[int, int, int]]]) -> None:
+        conn = self._writer(day)
+        codec = conn.writer_codec
+        dumps = orjson.dumps
+        payloads = [dumps([rec.header, rec.message, rec.attributes or None]) for rec, _ in records]
+        rows = []
+        bodies = []
+        next_seq = self._next_seq
+        previous_max = shard_max = self._shard_max[day]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            codec.prepare(conn, payloads)
+            encode = codec.encode
+            for (rec, (service, host, source)), payload in zip(records, payloads, strict=True):
+                ts = rec.timestamp
+                ms = ts // MS
+                seq = next_seq.get(ms)
+                if seq is None and (ms << SEQ_BITS) > shard_max:
+                    next_seq[ms] = 1
+                    rid = ms << SEQ_BITS
+                elif seq is not None and seq <= SEQ_MASK:
+                    next_seq[ms] = seq + 1
+                    rid = (ms << SEQ_BITS) | seq
+                else:
+                    rid = self._allocate_id(conn, day, ms)
+                if rid > shard_max:
+                    shard_max = rid
+                rec.id = rid
+                level = int(rec.level)
+                attrs = rec.attributes
+                rows.append((
+                    rid, ts - (rid >> SEQ_BITS) * MS, rec.observed_at - ts, level,
+                    service, host, source, rec.template_id, rec.trace_id or None, encode(payload),
+                ))
+                bodies.append((
+                    rid,
+                    f"{rec.header}{rec.message} {_searchable_attribute_text(attrs) if attrs else ''}"
+                    f" {rec.service} {rec.host} {rec.trace_id}"
+                    f" __l{level} __s{service} __h{host} __r{source} __t{rec.template_id}",
+                ))
+            conn.executemany(f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            conn.executemany("INSERT INTO fts (rowid, body) VALUES (?, ?)", bodies)
+            self._update_rollups(conn, rows, previous_max)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._next_seq.clear()
+            self._writers.pop(day, None)  # reload the codec and id bounds from disk
+            conn.close()
+            raise
+        self._shard_max[day] = shard_max
+
+    @staticmethod
+    def _update_rollups(conn: _Conn, rows: list[tuple[Any, ...]], previous_max: int) -> None:
+        """Add the batch to the per-minute and per-hour counts.
+
+        Usually every new id is above the shard's previous maximum (logs arrive in time order), so
+        SQLite aggregates the new rows itself; late records are counted one by one.
+        """
+        if all(r[0] > previous_max for r in rows):
+            conn.execute(_ROLLUP_MINUTE_FROM_RECORDS, (previous_max,))
+            conn.execute(_ROLLUP_TEMPLATE_FROM_RECORDS, (previous_max,))
+            return
+        minutes: Counter[tuple[int, int, int]] = Counter()
+        hours: Counter[tuple[int, int, int, int]] = Counter()
+        for r in rows:
+            ms = r[0] >> SEQ_BITS
+            minutes[(ms // MINUTE_MS, r[4], r[3])] += 1
+            hours[(ms // HOUR_MS, r[7], r[4], r[3])] += 1
+        conn.executemany(_ROLLUP_MINUTE_UPSERT, [(*k, n) for k, n in minutes.items()])
+        conn.executemany(_ROLLUP_TEMPLATE_UPSERT, [(*k, n) for k, n in hours.items()])
+
+    # ------------------------------------------------------------------ reading helpers
+    def _row_to_record(self, conn: _Conn, row: tuple[Any, ...]) -> LogRecord:
+        name = self.catalog.name
+        header, message, attrs = orjson.loads(conn.reader_codec.decode(row[9]))
+        ts = (row[0] >> SEQ_BITS) * MS + row[1]
+        return LogRecord(
+            id=row[0], timestamp=ts, observed_at=ts + row[2], level=_LEVELS[row[3]],
+            service=name("service", row[4]), host=name("host", row[5]), source=name("source", row[6]),
+            template_id=row[7], trace_id=row[8] or "", header=header, message=message,
+            attributes=attrs or {},
+        )
+
+    def _fetch(self, conn: _Conn, ids: list[int]) -> list[LogRecord]:
+        """Records for ``ids``, in the order given."""
+        if not ids:
+            return []
+        rows = conn.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM records WHERE id IN ({','.join('?' * len(ids))})", ids
+        ).fetchall()
+        by_id = {r[0]: r for r in rows}
+        return [self._row_to_record(conn, by_id[i]) for i in ids if i in by_id]
+
+    def _lookup(self, field_name: str, value: str, kind: str) -> list[int]:
+        return self.catalog.lookup(field_name, value, kind)
+
+    def _fts(self, plan: Plan) -> FtsQuery:
+        return compile_fts(plan.node, self._lookup)
+
+    def _candidate_ids(self, conn: _Conn, fts: FtsQuery, lo: int, hi: int,
+                       descending: bool = True) -> Iterator[list[int]]:
+        """Chunks of ids that may match, newest first (or oldest first)."""
+        order = "DESC" if descending else "ASC"
+        if fts.expr is None:
+            cur = conn.execute(f"SELECT id FROM records WHERE id BETWEEN ? AND ? ORDER BY id {order}", (lo, hi))
+        else:
+            cur = conn.execute(
+                f"SELECT rowid FROM fts WHERE fts MATCH ? AND rowid BETWEEN ? AND ? ORDER BY rowid {order}",
+                (fts.expr, lo, hi),
+            )
+        while True:
+            chunk = cur.fetchmany(_CHUNK)
+            if not chunk:
+                return
+            yield [r[0] for r in chunk]
+
+    def _matching(self, conn: _Conn, plan: Plan, fts: FtsQuery, lo: int, hi: int,
+                  limit: int | None, descending: bool = True) -> Iterator[LogRecord]:
+        """Matching records of one shard in id order, verified where the index is not exact."""
+        exact = fts.exact and (fts.expr is not None or plan.matches_all)
+        if exact and fts.expr is None:  # match-all: read rows straight off the primary key
+            order = "DESC" if descending else "ASC"
+            sql = f"SELECT {_RECORD_COLUMNS} FROM records WHERE id BETWEEN ? AND ? ORDER BY id {order}"
+            if limit is not None:
+                sql += f" LIMIT {int(limit)}"
+            cur = conn.execute(sql, (lo, hi))
+            while rows := cur.fetchmany(_CHUNK):
+                yield from (self._row_to_record(conn, r) for r in rows)
+            return
+        if exact and limit is not None:
+            assert fts.expr is not None
+            order = "DESC" if descending else "ASC"
+            ids = [r[0] for r in conn.execute(
+                f"SELECT rowid FROM fts WHERE fts MATCH ? AND rowid BETWEEN ? AND ? ORDER BY rowid {order}"
+                f" LIMIT {int(limit)}", (fts.expr, lo, hi))]
+            yield from self._fetch(conn, ids)
+            return
+        predicate = plan.predicate
+        for ids in self._candidate_ids(conn, fts, lo, hi, descending):
+            for rec in self._fetch(conn, ids):
+                if exact or predicate(rec):
+                    yield rec
+
+    # ------------------------------------------------------------------ queries
+    def search(self, plan: Plan, time: TimeRange, limit: int, cursor: int | None = None) -> SearchPage:
+        lo, hi = id_range(time)
+        if cursor is not None:
+            hi = min(hi, cursor - 1)
+        fts = self._fts(plan)
+        found: list[LogRecord] = []
+        for shard in reversed(self._shards()):
+            if len(found) >= limit:
+                break
+            if not shard.overlaps(lo, hi):
+                continue
+            conn = self._reader(shard)
+            for rec in self._matching(conn, plan, fts, lo, hi, limit - len(found)):
+                found.append(rec)
+                if len(found) >= limit:
+                    break
+        next_cursor = found[-1].id if len(found) >= limit and found else None
+        return SearchPage(records=found, next_cursor=next_cursor)
+
+    def _rollup_where(self, plan: Plan) -> tuple[str, list[int]] | None:
+        return compile_rollup(plan.node, self._lookup)
+
+    def count(self, plan: Plan, time: TimeRange) -> int:
+        return sum(b.total for b in self._aggregate(plan, time, None))
+
+    def histogram(self, plan: Plan, time: TimeRange, interval_ns: int) -> list[Bucket]:
+        interval_ms = max(1, interval_ns // MS)
+        return self._aggregate(plan, time, interval_ms)
+
+    def _aggregate(self, plan: Plan, time: TimeRange, interval_ms: int | None) -> list[Bucket]:
+        """Counts by (bucket, level); one bucket at 0 when ``interval_ms`` is None."""
+        lo, hi = id_range(time)
+        counts: Counter[tuple[int, int]] = Counter()
+        rollup = self._rollup_where(plan)
+        fts = self._fts(plan)
+        for shard in self._shards():
+            if not shard.overlaps(lo, hi):
+                continue
+            conn = self._reader(shard)
+            s_lo, s_hi = max(lo, shard.lo), min(hi, shard.hi)
+            if rollup is not None and (interval_ms is None or interval_ms % MINUTE_MS == 0):
+                self._aggregate_rollup(conn, rollup, s_lo, s_hi, interval_ms, counts)
+            elif fts.exact and fts.expr is not None:
+                self._aggregate_fts(conn, fts.expr, s_lo, s_hi, interval_ms, counts)
+            else:
+                for rec in self._matching(conn, plan, fts, s_lo, s_hi, None):
+                    key = 0 if interval_ms is None else (rec.id >> SEQ_BITS) // interval_ms * interval_ms
+                    counts[(key, int(rec.level))] += 1
+        buckets: dict[int, Bucket] = {}
+        for (start_ms, level), n in sorted(counts.items()):
+            bucket = buckets.setdefault(start_ms, Bucket(start=start_ms * MS))
+            bucket.counts[Level(level).name] = bucket.counts.get(Level(level).name, 0) + n
+        return list(buckets.values())
+
+    def _aggregate_rollup(self, conn: _Conn, rollup: tuple[str, list[int]], lo: int, hi: int,
+                          interval_ms: int | None, counts: Counter[tuple[int, int]]) -> None:
+        where, params = rollup
+        lo_ms, hi_ms = lo >> SEQ_BITS, hi >> SEQ_BITS
+        first_full = -(-lo_ms // MINUTE_MS)  # first minute that starts inside the range
+        end_full = (hi_ms + 1) // MINUTE_MS  # minutes before this one end inside the range
+        bucket_sql = "0" if interval_ms is None else f"(minute * {MINUTE_MS}) / {interval_ms} * {interval_ms}"
+        if first_full < end_full:
+            for key, level, n in conn.execute(
+                f"SELECT {bucket_sql}, level, sum(n) FROM rollup_minute WHERE minute >= ? AND minute < ?"
+                f" AND {where} GROUP BY 1, 2", [first_full, end_full, *params]
+            ):
+                counts[(key, level)] += n
+            edges = [(lo, ((first_full * MINUTE_MS) << SEQ_BITS) - 1), ((end_full * MINUTE_MS) << SEQ_BITS, hi)]
+        else:
+            edges = [(lo, hi)]
+        row_bucket = "0" if interval_ms is None else f"((id >> {SEQ_BITS}) / {interval_ms}) * {interval_ms}"
+        for e_lo, e_hi in edges:
+            if e_lo > e_hi:
+                continue
+            for key, level, n in conn.execute(
+                f"SELECT {row_bucket}, level, count(*) FROM records WHERE id BETWEEN ? AND ? AND {where}"
+                " GROUP BY 1, 2", [e_lo, e_hi, *params]
+            ):
+                counts[(key, level)] += n
+
+    def _aggregate_fts(self, conn: _Conn, expr: str, lo: int, hi: int,
+                       interval_ms: int | None, counts: Counter[tuple[int, int]]) -> None:
+        bucket_sql = "0" if interval_ms is None else f"((rowid >> {SEQ_BITS}) / {interval_ms}) * {interval_ms}"
+        for level in Level:
+            for key, n in conn.execute(
+                f"SELECT {bucket_sql}, count(*) FROM fts WHERE fts MATCH ? AND rowid BETWEEN ? AND ?"
+                " GROUP BY 1", (f"({expr}) AND \"__l{int(level)}\"", lo, hi)
+            ):
+                counts[(key, int(level))] += n
+
+    def top(self, plan: Plan, time: TimeRange, field_name: str, limit: int) -> list[TopValue]:
+        lo, hi = id_range(time)
+        rollup = self._rollup_where(plan)
+        counter: Counter[str] = Counter()
+        if rollup is not None and field_name in ("service", "level"):
+            # Pre-aggregated minutes, exact rows at the edges: the same path as histograms.
+            for shard in self._shards():
+                if shard.overlaps(lo, hi):
+                    self._top_rollup(self._reader(shard), rollup, max(lo, shard.lo), min(hi, shard.hi),
+                                     field_name, counter)
+        else:
+            fts = self._fts(plan)
+            for shard in self._shards():
+                if not shard.overlaps(lo, hi):
+                    continue
+                conn = self._reader(shard)
+                for rec in self._matching(conn, plan, fts, max(lo, shard.lo), min(hi, shard.hi), None):
+                    value = _field_value(rec, field_name)
+                    if value is not None:
+                        counter[value] += 1
+        ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))  # ties by value: stable answers
+        return [TopValue(value=v, count=n) for v, n in ranked[:limit]]
+
+    def _top_rollup(self, conn: _Conn, rollup: tuple[str, list[int]], lo: int, hi: int,
+                    field_name: str, counter: Counter[str]) -> None:
+        where, params = rollup
+        lo_ms, hi_ms = lo >> SEQ_BITS, hi >> SEQ_BITS
+        first_full = -(-lo_ms // MINUTE_MS)
+        end_full = (hi_ms + 1) // MINUTE_MS
+        queries = []
+        if first_full < end_full:
+            queries.append((
+                f"SELECT {field_name}, sum(n) FROM rollup_minute WHERE minute >= ? AND minute < ? AND {where}"
+                " GROUP BY 1", [first_full, end_full, *params]))
+            edges = [(lo, ((first_full * MINUTE_MS) << SEQ_BITS) - 1), ((end_full * MINUTE_MS) << SEQ_BITS, hi)]
+        else:
+            edges = [(lo, hi)]
+        for e_lo, e_hi in edges:
+            if e_lo <= e_hi:
+                queries.append((
+                    f"SELECT {field_name}, count(*) FROM records WHERE id BETWEEN ? AND ? AND {where} GROUP BY 1",
+                    [e_lo, e_hi, *params]))
+        for sql, args in queries:
+            for key, n in conn.execute(sql, args):
+                value = Level(key).name if field_name == "level" else self.catalog.name("service", key)
+                counter[value] += n
+
+    def template_counts(self, plan: Plan, time: TimeRange) -> Counter[int]:
+        """Records per template id matching ``plan`` in ``time``."""
+        lo, hi = id_range(time)
+        rollup = self._rollup_where(plan)
+        counter: Counter[int] = Counter()
+        fts = self._fts(plan)
+        for shard in self._shards():
+            if not shard.overlaps(lo, hi):
+                continue
+            conn = self._reader(shard)
+            s_lo, s_hi = max(lo, shard.lo), min(hi, shard.hi)
+            if rollup is None:
+                for rec in self._matching(conn, plan, fts, s_lo, s_hi, None):
+                    counter[rec.template_id] += 1
+                continue
+            where, params = rollup
+            first_full = -(-(s_lo >> SEQ_BITS) // HOUR_MS)
+            end_full = ((s_hi >> SEQ_BITS) + 1) // HOUR_MS
+            if first_full < end_full:
+                for tid, n in conn.execute(
+                    f"SELECT template, sum(n) FROM rollup_template WHERE hour >= ? AND hour < ? AND {where}"
+                    " GROUP BY 1", [first_full, end_full, *params]):
+                    counter[tid] += n
+                edges = [(s_lo, ((first_full * HOUR_MS) << SEQ_BITS) - 1),
+                         ((end_full * HOUR_MS) << SEQ_BITS, s_hi)]
+            else:
+                edges = [(s_lo, s_hi)]
+            for e_lo, e_hi in edges:
+                if e_lo <= e_hi:
+                    for tid, n in conn.execute(
+                        f"SELECT template, count(*) FROM records WHERE id BETWEEN ? AND ? AND {where}"
+                        " GROUP BY 1", [e_lo, e_hi, *params]):
+                        counter[tid] += n
+        return counter
+
+    def get(self, record_id: int) -> LogRecord | None:
+        day = (record_id >> SEQ_BITS) // DAY_MS
+        path = self.dir / "shards" / f"{day:08d}.db"
+        if not path.exists():
+            return None
+        records = self._fetch(self._reader(_Shard(day, path)), [record_id])
+        return records[0] if records else None
+
+    def context(self, record_id: int, before: int, after: int) -> tuple[list[LogRecord], list[LogRecord]]:
+        rec = self.get(record_id)
+        if rec is None:
+            raise KeyError(record_id)
+        service = self.catalog.ids["service"].get(rec.service, 0)
+        host = self.catalog.ids["host"].get(rec.host, 0)
+        fts = FtsQuery(f'"__s{service}" AND "__h{host}"', True)
+        from loglens.query.planning import plan_query
+
+        plan = plan_query("")
+        older: list[LogRecord] = []
+        newer: list[LogRecord] = []
+        shards = self._shards()
+        for shard in reversed(shards):
+            if len(older) >= before:
+                break
+            if shard.overlaps(0, record_id - 1):
+                older.extend(self._matching(self._reader(shard), plan, fts, 0, record_id - 1,
+                                            before - len(older)))
+        for shard in shards:
+            if len(newer) >= after:
+                break
+            if shard.overlaps(record_id + 1, MAX_ID):
+                newer.extend(self._matching(self._reader(shard), plan, fts, record_id + 1, MAX_ID,
+                                            after - len(newer), descending=False))
+        older.reverse()
+        return older, newer
+
+    # ------------------------------------------------------------------ catalogue and upkeep
+    def load_templates(self) -> list[Template]:
+        return self.catalog.load_templates()
+
+    def templates(self) -> list[Template]:
+        return self.catalog.load_templates()
+
+    def known_attributes(self) -> set[str]:
+        return set(self.catalog.attribute_names)
+
+    def values(self, field_name: str) -> list[str]:
+        self.catalog.refresh()
+        return [v for v in self.catalog.ids[field_name] if v]
+
+    def stats(self) -> StoreStats:
+        records = 0
+        services: Counter[str] = Counter()
+        first: int | None = None
+        last: int | None = None
+        size = 0
+        shards = self._shards()
+        for shard in shards:
+            conn = self._reader(shard)
+            for service, n in conn.execute("SELECT service, sum(n) FROM rollup_minute GROUP BY 1"):
+                services[self.catalog.name("service", service)] += n
+                records += n
+            lo, hi = conn.execute("SELECT min(id), max(id) FROM records").fetchone()
+            if lo is not None:
+                lo_ts = self._fetch(conn, [lo])[0].timestamp
+                hi_ts = self._fetch(conn, [hi])[0].timestamp
+                first = lo_ts if first is None else min(first, lo_ts)
+                last = hi_ts if last is None else max(last, hi_ts)
+        for root, _dirs, files in os.walk(self.dir):
+            for f in files:
+                try:
+                    size += os.path.getsize(os.path.join(root, f))
+                except OSError:
+                    pass
+        return StoreStats(
+            records=records, bytes_on_disk=size, first_timestamp=first, last_timestamp=last,
+            services=dict(services.most_common()), templates=len(self.catalog.load_templates()),
+            shards=len(shards),
+        )
+
+    def apply_retention(self, cutoff_ns: int) -> int:
+        """Unlink every day shard that ends before ``cutoff_ns``: whole files, so it is instant."""
+        removed = 0
+        cutoff_day = cutoff_ns // MS // DAY_MS
+        with self._write_lock:
+            for shard in self._shards():
+                if shard.day >= cutoff_day:
+                    continue
+                conn = self._reader(shard)
+                removed += conn.execute("SELECT coalesce(sum(n), 0) FROM rollup_minute").fetchone()[0]
+                self._forget(shard.day)
+                for suffix in ("", "-wal", "-shm"):
+                    try:
+                        os.unlink(str(shard.path) + suffix)
+                    except FileNotFoundError:
+                        pass
+        return removed
+
+    def _forget(self, day: int) -> None:
+        conn = self._writers.pop(day, None)
+        if conn is not None:
+            conn.close()
+        self._shard_max.pop(day, None)
+        conns: dict[int, _Conn] | None = getattr(self._local, "conns", None)
+        if conns and day in conns:
+            conns.pop(day).close()
+
+    def refresh(self) -> None:
+        self.catalog.refresh()
+
+    def close(self) -> None:
+        for conn in self._writers.values():
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
+        self._writers.clear()
+        conns: dict[int, _Conn] | None = getattr(self._local, "conns", None)
+        if conns:
+            for conn in conns.values():
+                conn.close()
+            conns.clear()
+        self.catalog.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+
+def _field_value(rec: LogRecord, field_name: str) -> str | None:
+    if field_name == "level":
+        return rec.level.name
+    if field_name == "template":
+        return str(rec.template_id)
+    if field_name in ("service", "host", "source", "message", "trace_id"):
+        value = getattr(rec, field_name)
+        return value if value else None
+    raw = rec.attributes.get(field_name)
+    if raw is None:
+        return None
+    return raw if isinstance(raw, str) else orjson.dumps(raw).decode()

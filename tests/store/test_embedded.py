@@ -1,0 +1,175 @@
+"""The embedded store against a brute-force reference: every query answered by the index must equal
+the plan's predicate applied to every record."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from loglens.model import Level, LogRecord, Template
+from loglens.query.planning import plan_query
+from loglens.store import StoreLockedError, TimeRange, open_store
+from loglens.store.embedded.store import DAY_MS, MS, SEQ_BITS, EmbeddedStore
+
+BASE = 1_763_596_800_000_000_000  # 2025-11-20T00:00:00Z in ns
+SECOND = 1_000_000_000
+
+WORDS = ["timeout", "connection", "refused", "user", "login", "disk", "full", "payment", "retry", "ok"]
+SERVICES = ["api-gateway", "billing", "auth", ""]
+HOSTS = ["web-1", "web-2", "db-1"]
+
+
+def make_records(n: int, seed: int = 7, days: int = 3) -> list[LogRecord]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        ts = BASE + rng.randrange(days * 86_400) * SECOND + rng.randrange(1000) * MS
+        words = rng.sample(WORDS, 3)
+        status = rng.choice([200, 404, 500, 503])
+        attrs: dict[str, object] = {"http.status": status, "user": rng.choice(["alice", "bob"])}
+        if rng.random() < 0.1:
+            words.append("10.0.0.%d:80" % rng.randrange(3))
+        out.append(LogRecord(
+            timestamp=ts, observed_at=ts, message=" ".join(words) + f" #{i}",
+            header=f"2025-11-20 {rng.choice(['ERROR', 'INFO'])} " if rng.random() < 0.5 else "",
+            level=rng.choice(list(Level)), service=rng.choice(SERVICES), host=rng.choice(HOSTS),
+            attributes=attrs, template_id=rng.randrange(1, 5), source="test",
+        ))
+    return out
+
+
+@pytest.fixture
+def loaded(tmp_path: Path) -> tuple[EmbeddedStore, list[LogRecord]]:
+    store = open_store(str(tmp_path / "data"), writable=True)
+    assert isinstance(store, EmbeddedStore)
+    records = make_records(3000)
+    for i in range(0, len(records), 700):
+        store.write(records[i:i + 700], [Template(1, "a <*>", 1, BASE, BASE)])
+    return store, records
+
+
+QUERIES = [
+    "", "timeout", "TIMEOUT", "timeout refused", "timeout OR disk", "timeout -refused", "NOT timeout",
+    '"connection refused"', "conn*", "level:ERROR", "level>=WARN", "level:ERROR AND service:billing",
+    "service:api-gateway", "service:api*", "host:web-1 -level:INFO", "http.status:500", "http.status>=500",
+    "user:alice", "10.0.0.1", "10.0.0.1:80", "/ref.sed/", "template:2", "message:retry", "(disk OR full) AND user:bob",
+    "service:nope", "api-gateway", "-user:alice level:DEBUG", "level:UNKNOWN",
+]
+
+
+def brute(records: list[LogRecord], query: str, store: EmbeddedStore, time: TimeRange) -> list[LogRecord]:
+    plan = plan_query(query, store.known_attributes())
+    lo = time.start // MS if time.start is not None else None
+    hi = time.end // MS if time.end is not None else None
+    keep = [r for r in records if plan.predicate(r)
+            and (lo is None or r.timestamp // MS >= lo) and (hi is None or r.timestamp // MS <= hi)]
+    return sorted(keep, key=lambda r: r.id, reverse=True)
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_search_and_count_equal_brute_force(loaded: tuple[EmbeddedStore, list[LogRecord]], query: str) -> None:
+    store, records = loaded
+    for time in (TimeRange(), TimeRange(BASE + 3600 * SECOND, BASE + 30 * 3600 * SECOND + 123_456_789)):
+        plan = plan_query(query, store.known_attributes())
+        expected = brute(records, query, store, time)
+        assert store.count(plan, time) == len(expected)
+        page = store.search(plan, time, 50)
+        assert [r.id for r in page.records] == [r.id for r in expected[:50]]
+        buckets = store.histogram(plan, time, 3600 * SECOND)
+        assert sum(b.total for b in buckets) == len(expected)
+        by_level: dict[str, int] = {}
+        for r in expected:
+            by_level[r.level.name] = by_level.get(r.level.name, 0) + 1
+        merged: dict[str, int] = {}
+        for b in buckets:
+            for k, v in b.counts.items():
+                merged[k] = merged.get(k, 0) + v
+        assert merged == by_level
+        top = store.top(plan, time, "service", 10)
+        expected_top: dict[str, int] = {}
+        for r in expected:
+            if r.service:
+                expected_top[r.service] = expected_top.get(r.service, 0) + 1
+        assert {t.value: t.count for t in top if t.value} == expected_top
+
+
+def test_cursor_paging_is_stable_and_complete(loaded: tuple[EmbeddedStore, list[LogRecord]]) -> None:
+    store, records = loaded
+    plan = plan_query("timeout", store.known_attributes())
+    seen: list[int] = []
+    cursor = None
+    while True:
+        page = store.search(plan, TimeRange(), 97, cursor)
+        seen.extend(r.id for r in page.records)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == [r.id for r in brute(records, "timeout", store, TimeRange())]
+    assert len(seen) == len(set(seen))
+
+
+def test_ids_sort_by_time_and_are_unique(loaded: tuple[EmbeddedStore, list[LogRecord]]) -> None:
+    _, records = loaded
+    ids = [r.id for r in records]
+    assert len(set(ids)) == len(ids)
+    for r in records:
+        assert r.id >> SEQ_BITS == r.timestamp // MS
+
+
+def test_same_millisecond_gets_distinct_ids_across_batches_and_reopen(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    store = open_store(data, writable=True)
+    recs = [LogRecord(timestamp=BASE, message=f"m{i}") for i in range(5)]
+    store.write(recs[:2])
+    store.close()
+    store = open_store(data, writable=True)
+    store.write(recs[2:])
+    assert len({r.id for r in recs}) == 5
+    assert store.count(plan_query(""), TimeRange()) == 5
+    store.close()
+
+
+def test_get_context_and_stats(loaded: tuple[EmbeddedStore, list[LogRecord]]) -> None:
+    store, records = loaded
+    target = sorted(records, key=lambda r: r.id)[1500]
+    got = store.get(target.id)
+    assert got is not None and got.message == target.message and got.attributes == target.attributes
+    before, after = store.context(target.id, 5, 5)
+    same = sorted((r for r in records if r.service == target.service and r.host == target.host),
+                  key=lambda r: r.id)
+    i = [r.id for r in same].index(target.id)
+    assert [r.id for r in before] == [r.id for r in same[max(0, i - 5):i]]
+    assert [r.id for r in after] == [r.id for r in same[i + 1:i + 6]]
+    stats = store.stats()
+    assert stats.records == len(records)
+    assert stats.shards == 3
+    assert sum(stats.services.values()) == len(records)
+    assert stats.bytes_on_disk > 0
+
+
+def test_retention_unlinks_whole_days(loaded: tuple[EmbeddedStore, list[LogRecord]]) -> None:
+    store, records = loaded
+    cutoff = BASE + 2 * DAY_MS * MS  # everything before day 3
+    removed = store.apply_retention(cutoff)
+    assert removed == sum(1 for r in records if r.timestamp < cutoff)
+    assert store.count(plan_query(""), TimeRange()) == len(records) - removed
+    assert store.stats().shards == 1
+
+
+def test_second_writer_is_refused_but_readers_see_data(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    writer = open_store(data, writable=True)
+    writer.write([LogRecord(timestamp=BASE, message="hello world", service="svc")])
+    with pytest.raises(StoreLockedError, match="in use"):
+        open_store(data, writable=True)
+    reader = open_store(data)
+    assert reader.count(plan_query("hello service:svc"), TimeRange()) == 1
+    writer.close()
+    reader.close()
+
+
+def test_reader_on_missing_directory_says_so(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no LogLens data"):
+        open_store(str(tmp_path / "nothing"))
