@@ -11,7 +11,7 @@ events for the same seed, so their sizes and contents are directly comparable.
 What the data looks like (the bench queries rely on it):
 
 * 8 services, 20 hosts, levels INFO/DEBUG/WARN/ERROR about 80/10/7/3;
-* several hundred message shapes, built combinatorially from per-service templates, with ids,
+* about 1,200 message shapes, built combinatorially from per-service templates, with ids,
   IPv4:port, UUIDs, durations, HTTP methods/paths/status codes, user ids and SQL statements;
 * timestamps increase over ``--hours`` from ``--start`` (non-decreasing, millisecond precision);
 * the word ``timeout`` is in about 3% of events and only ever as a whole word on the first line;
@@ -20,7 +20,12 @@ What the data looks like (the bench queries rely on it):
 
 Text lines look like::
 
-    2026-11-20T00:00:01.123Z INFO  api-gateway host-07 [req-5c0f3a9e1b2d4c6f] GET /api/v1/... 200 12ms
+    2026-11-20T00:00:01.123Z INFO  api-gateway host-07 [http-nio-8080-exec-3] [req-5c0f3a9e1b2d4c6f] \
+GET /api/v1/orders/123 completed status=200 duration=12ms user=4711
+
+(service and host are plain header words there; NDJSON carries them as fields). Output is written
+in chunks of 20,000 events, each from its own seeded random stream, so ``--jobs 2`` (the default)
+generates in two processes and still writes the same bytes as ``--jobs 1``.
 """
 
 from __future__ import annotations

@@ -32,7 +32,6 @@ import csv
 import gc
 import importlib.util
 import logging
-import os
 import random
 import re
 import sys

@@ -265,6 +265,9 @@ def report(queries: list[Query], rg_ok: bool, events: int | None, rg_events: int
     if events is not None:
         print(f"events generated: {events:,}")
     for q in queries:
+        if q.rows == 0 and not q.error:
+            print(f"warning ({q.name}): 0 rows, so its time is that of an empty result (with --format "
+                  "text, service/host are fields only if the text parser extracts them)")
         if q.error:
             print(f"error ({q.name}): {q.error}")
         if q.note:

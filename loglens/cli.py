@@ -135,32 +135,76 @@ class _Source:
             self.raw.close()
 
 
-def _follow(source: _Source, batch: list[str], flush: Any) -> None:
-    """Keep reading lines appended to the file until interrupted."""
-    from loglens.parse import MultilineJoiner
+class _Loader:
+    """Reads sources line by line, joins continuation lines, and sends batches with progress."""
 
-    joiner = MultilineJoiner()
-    idle_since = time.monotonic()
-    pending = b""
-    while True:
-        chunk = source.stream.readline()
-        if chunk:
-            pending += chunk
-            if not pending.endswith(b"\n"):
+    def __init__(self, sender: _LocalSender | _RemoteSender, progress: Progress, batch_size: int) -> None:
+        self.sender = sender
+        self.progress = progress
+        self.batch_size = batch_size
+        self.records = 0
+        self.lines = 0
+
+    def _counted(self, lines: Iterator[str]) -> Iterator[str]:
+        for line in lines:
+            self.lines += 1
+            yield line
+
+    def _flush(self, batch: list[str], source: _Source, task: Any) -> None:
+        self.sender.send(batch)
+        self.records += len(batch)
+        batch.clear()
+        self.progress.update(task, completed=source.position(), lines=self.lines)
+
+    def load(self, path: str, follow: bool) -> None:
+        from loglens.ingest.bodies import join_text_lines
+
+        source = _Source(path)
+        self.lines = 0
+        task = self.progress.add_task(Path(path).name if path != "-" else "stdin", total=source.size, lines=0)
+        batch: list[str] = []
+        try:
+            for item in join_text_lines(self._counted(source.lines())):
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    self._flush(batch, source, task)
+            if batch:
+                self._flush(batch, source, task)
+            self.progress.update(task, completed=source.size or source.position(), lines=self.lines)
+            if follow:
+                self._follow(source, task)
+        finally:
+            source.close()
+
+    def _follow(self, source: _Source, task: Any) -> None:
+        """Keep reading lines appended to the file until interrupted."""
+        from loglens.parse import MultilineJoiner
+
+        joiner = MultilineJoiner()
+        batch: list[str] = []
+        idle_since = time.monotonic()
+        pending = b""
+        while True:
+            chunk = source.stream.readline()
+            if chunk:
+                pending += chunk
+                if not pending.endswith(b"\n"):
+                    continue
+                line = pending.decode("utf-8", errors="replace").rstrip("\r\n")
+                pending = b""
+                self.lines += 1
+                if line.strip():
+                    batch.extend(joiner.feed(line))
+                idle_since = time.monotonic()
+                if len(batch) >= self.batch_size:
+                    self._flush(batch, source, task)
                 continue
-            line = pending.decode("utf-8", errors="replace").rstrip("\r\n")
-            pending = b""
-            if line.strip():
-                batch.extend(joiner.feed(line))
-            idle_since = time.monotonic()
-            if len(batch) >= 1000:
-                flush()
-            continue
-        if time.monotonic() - idle_since > 1.0 and joiner.pending():
-            batch.extend(joiner.flush())
-        if batch:
-            flush()
-        time.sleep(0.2)
+            # A record is complete once no continuation line has come for a second.
+            if time.monotonic() - idle_since > 1.0 and joiner.pending():
+                batch.extend(joiner.flush())
+            if batch:
+                self._flush(batch, source, task)
+            time.sleep(0.2)
 
 
 @app.command()
@@ -174,8 +218,6 @@ def ingest(
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 5000,
 ) -> None:
     """Load log files: JSON lines keep their fields, text lines are parsed, stack traces joined."""
-    from loglens.ingest.bodies import join_text_lines
-
     for path in paths:
         if path != "-" and not Path(path).is_file():
             raise _fail(f"no such file: {path}")
@@ -183,49 +225,20 @@ def ingest(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     sender = _RemoteSender(url, service, host) if url else _LocalSender(data, service, host)
     started = time.perf_counter()
-    records = 0
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), _LinesPerSecond(),
                TimeElapsedColumn(), TimeRemainingColumn()]
-    try:
-        with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as progress:
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as progress:
+        loader = _Loader(sender, progress, batch_size)
+        try:
             for path in paths:
-                source = _Source(path)
-                task = progress.add_task(Path(path).name if path != "-" else "stdin", total=source.size,
-                                         lines=0)
-                batch: list[str] = []
-                lines_read = 0
-
-                def counted(src: _Source = source) -> Iterator[str]:
-                    nonlocal lines_read
-                    for line in src.lines():
-                        lines_read += 1
-                        yield line
-
-                def flush(task_id: Any = task, src: _Source = source) -> None:
-                    nonlocal records
-                    sender.send(batch)
-                    records += len(batch)
-                    batch.clear()
-                    progress.update(task_id, completed=src.position(), lines=lines_read)
-
-                try:
-                    for item in join_text_lines(counted()):
-                        batch.append(item)
-                        if len(batch) >= batch_size:
-                            flush()
-                    if batch:
-                        flush()
-                    progress.update(task, completed=source.size or source.position(), lines=lines_read)
-                    if follow:
-                        _follow(source, batch, flush)
-                finally:
-                    source.close()
-        sender.close()
-    except KeyboardInterrupt:
-        sender.close()
+                loader.load(path, follow)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sender.close()
     elapsed = time.perf_counter() - started
-    rate = records / elapsed if elapsed > 0 else 0.0
-    err.print(f"[bold green]ingested[/] {records:,} records, {sender.rejected:,} rejected "
+    rate = loader.records / elapsed if elapsed > 0 else 0.0
+    err.print(f"[bold green]ingested[/] {loader.records:,} records, {sender.rejected:,} rejected "
               f"in {elapsed:.2f}s ({rate:,.0f} records/s)", highlight=False)
 
 

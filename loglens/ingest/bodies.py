@@ -82,9 +82,7 @@ def decode_json(text: str) -> DecodedBody:
             raise BodyError(f"body is not a valid JSON array: {exc}") from exc
         decoded = DecodedBody()
         for index, obj in enumerate(value, start=1):
-            if isinstance(obj, dict):
-                decoded.items.append(obj)
-            elif isinstance(obj, str):
+            if isinstance(obj, dict | str):  # strings are text lines
                 decoded.items.append(obj)
             else:
                 decoded.rejected.append(Rejection(index, f"expected a JSON object, got {type(obj).__name__}"))
@@ -138,7 +136,7 @@ def open_text(path: str) -> Any:
     import sys
 
     if path == "-":
-        return open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+        return open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False)
     if path.endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+    return open(path, encoding="utf-8", errors="replace")

@@ -82,6 +82,7 @@ _WORD = re.compile(r"([^\s\[\]]+)(?:\[(\d+)\])?(:?)(?=\s|$)")
 _SEP = re.compile(r"(?:-{1,3}|\||:)(?=\s|$)")
 _VERSION_TAG = re.compile(r"(\d[\w.]*):(?=\s|$)")
 _ZK_THREAD = re.compile(r"(.*):([A-Za-z_$][\w$.]*)@\d+$")
+_PID_TID = re.compile(r"(\d+)#(\d+)")
 _APACHE_PID = re.compile(r"pid (\d+)(?::tid (\d+))?")
 
 _BGL = re.compile(
@@ -118,7 +119,9 @@ def _comp(comp: str, colon: str | None) -> str | None:
         if comp[-1] != ":" or len(comp) < 2:
             return None
         comp = comp[:-1]
-    return comp if _is_component(comp) else None
+    if not _is_component(comp) or ("#" in comp and _PID_TID.fullmatch(comp) is not None):
+        return None
+    return comp
 
 
 # [pid] LEVEL [thread] component:   (HDFS, Spark, Hadoop, log4j "%d %p [%t] %c: %m")
@@ -203,7 +206,7 @@ def _post_d(g: tuple[str | None, ...], i: int) -> _Tail | None:
 # LEVEL or [level], then a plain first message word (Apache error log, "%d %p %m")
 _TAIL_E = (
     r"[ \t]+(?:\[([A-Za-z]+)\]|([A-Za-z]+):?)[ \t]+"
-    r"(?=([^\s\[\]\-|:<][^\s\[\]]*+)(?<!:)(?:[ \t]+(?!(?:-{1,3}|\||:)(?:\s|$))|[ \t]*$))"
+    r"(?=([^\s\[\]\-|:<][^\s\[\]]*+)(?<!:)(?:[ \t]++(?!(?:-{1,3}|\||:)(?:\s|$))|[ \t]*$))"
 )
 
 
@@ -448,7 +451,11 @@ def _scan(
             if pend_thread is not None:
                 fields["thread"], pend_thread = pend_thread, None
                 pend_thread2 = None
-            fields["component"] = word
+            nginx = _PID_TID.fullmatch(word)
+            if nginx is not None:  # nginx "1234#0:" is pid#tid
+                fields["pid"], fields["thread"] = nginx.group(1), nginx.group(2)
+            else:
+                fields["component"] = word
             commit = m.end()
             break
         if pid is None and word.isdigit() and pend_pid is None and "pid" not in fields:
@@ -540,8 +547,8 @@ def _with_pri(line: str) -> Header | None:
             if procid != "-":
                 fields["pid"] = procid
             return Header(ns, level, r.end(), fields)
-    _lv, off, _ = _scan(line, end, fields, level, kind == KIND_HOSTY, True)
-    return Header(ns, level, off, fields)
+    lv, off, _ = _scan(line, end, fields, _NO_HEADER_LEVEL, kind == KIND_HOSTY, True)
+    return Header(ns, level if lv is _NO_HEADER_LEVEL else lv, off, fields)
 
 
 def split_header(line: str) -> Header:

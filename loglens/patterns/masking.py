@@ -231,7 +231,8 @@ def mask(text: str) -> str:
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?"
 _DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?"
 #: Dates and times written over several tokens are one variable: ``Fri Jun 17 07:07:00 2005``,
-#: ``Jun 17, 2005 7:07:00 PM``, ``2015-10-18 18:01:47,978``, ``06/10/2013 17:26 GMT``. Applied to
+#: ``Jun 17, 2005 7:07:00 PM``, ``2015-10-18 18:01:47,978``, ``06/10/2013 17:26 GMT``, and a time
+#: alone when a comma separates its fraction (``18:01:47,978``: the comma would split it). Applied to
 #: the whole line before it is split into tokens (only when the line holds a time).
 DATETIME_PHRASE = re.compile(
     rf"(?<![\w:.])(?:{_DAY} +)?"
@@ -239,6 +240,7 @@ DATETIME_PHRASE = re.compile(
     rf"|\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}[ T]+)"
     r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?(?: ?[AP]M)?"
     r"(?: +(?:UTC|GMT|[ECMP][SD]T|CES?T|Z|[+\-]\d{2}:?\d{2}))?(?: +\d{4})?(?![\w:])"
+    r"|(?<![\w:.])\d{1,2}:\d{2}:\d{2},\d+(?![\w:])"  # a time with a comma before its fraction
 )
 _TIME_HINT = re.compile(r"\d:\d\d").search
 #: A size written as a number, a space and a unit (``93.0 B``, ``2.3 GiB``) is one variable;

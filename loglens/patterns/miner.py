@@ -89,14 +89,17 @@ def collapse_wildcards(tokens: list[str]) -> list[str]:
     return out
 
 
-def _is_alnum(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
+# A kept common prefix must end, and a kept common suffix start, with one of these: a
+# variable's delimiters, not the connectors inside a name (``.``, ``-``, ``_``: ``chrome.exe`` and
+# ``qq.exe`` give ``<*>``, not ``<*>.exe``).
+_PREFIX_END = frozenset("=:([{<,;\"'/@#")
+_SUFFIX_START = frozenset(")]}>,;:=\"'")
 
 
 def merge_token(a: str, b: str) -> str:
     """The generalisation of two different tokens at the same position.
 
-    Keeps a common prefix that ends with punctuation and a common suffix that starts with it:
+    Keeps a common prefix that ends with a delimiter and a common suffix that starts with one:
     ``user=root``/``user=bob`` -> ``user=<*>``, ``(yarn)``/``(bob)`` -> ``(<*>)``; otherwise ``<*>``.
     """
     if a == b:
@@ -108,14 +111,14 @@ def merge_token(a: str, b: str) -> str:
     while i < limit and a[i] == b[i]:
         i += 1
     prefix = a[:i]
-    while prefix and (_is_alnum(prefix[-1]) or prefix.endswith(("<", "<*"))):
+    while prefix and (prefix[-1] not in _PREFIX_END or prefix.endswith(("<", "<*"))):
         prefix = prefix[:-1]
     j = 0
     rest = limit - len(prefix)
     while j < rest and a[-1 - j] == b[-1 - j]:
         j += 1
     suffix = a[len(a) - j :] if j else ""
-    while suffix and (_is_alnum(suffix[0]) or suffix.startswith((">", "*>"))):
+    while suffix and (suffix[0] not in _SUFFIX_START or suffix.startswith((">", "*>"))):
         suffix = suffix[1:]
     merged = prefix + WILDCARD + suffix
     while "<*><*>" in merged:

@@ -181,7 +181,7 @@ class _Planner:
             return ast.Not(self.resolve(node.item), node.pos)
         return node
 
-    def predicate(self, node: ast.Node) -> Predicate:  # noqa: C901 - one branch per node kind
+    def predicate(self, node: ast.Node) -> Predicate:
         if isinstance(node, ast.MatchAll):
             return lambda r: True
         if isinstance(node, ast.Text):

@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        holder["rt"] = Runtime(settings)
+        holder["rt"] = app.state.runtime = Runtime(settings)
         try:
             yield
         finally:
@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(QueryError)
     async def query_error(_: Request, exc: QueryError) -> ORJSONResponse:
-        return _error(400, str(exc), position=exc.position, query=exc.query)
+        return _error(400, exc.headline, position=exc.position, query=exc.query, caret=exc.caret_lines())
 
     @app.exception_handler(ParameterError)
     async def parameter_error(_: Request, exc: ParameterError) -> ORJSONResponse:

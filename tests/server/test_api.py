@@ -15,7 +15,8 @@ from tests.conftest import Server, start_server, stop_server
 SPRING_LOGSTASH = {
     "@timestamp": "2026-11-20T10:00:00.123+01:00", "@version": "1", "message": "Payment failed for order 42",
     "logger_name": "com.shop.PaymentService", "thread_name": "http-nio-8080-exec-1", "level": "ERROR",
-    "level_value": 40000, "stack_trace": "java.lang.IllegalStateException: card declined\n\tat com.shop.Pay.x(Pay.java:10)",
+    "level_value": 40000,
+    "stack_trace": "java.lang.IllegalStateException: card declined\n\tat com.shop.Pay.x(Pay.java:10)",
 }
 SPRING_ECS = {
     "@timestamp": "2026-11-20T09:00:01.5Z", "log.level": "WARN", "process.pid": 4242,
@@ -222,3 +223,25 @@ def test_acknowledged_records_survive_kill_9(tmp_path: Path) -> None:
         assert acknowledged <= stored <= acknowledged + 500
     finally:
         stop_server(srv2)
+
+
+def test_retention_drops_old_days_at_start(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    data = tmp_path / "data"
+    now = time.time()
+    lines = [{"ts": now - 5 * 86_400, "message": "ancient"}, {"ts": now - 4 * 86_400, "message": "old"},
+             {"ts": now - 60, "message": "fresh"}]
+    run_cli("ingest", "-", "--data", str(data), input=ndjson(*lines))
+    shards = sorted(p.name for p in (data / "shards").iterdir() if p.suffix == ".db")
+    assert len(shards) == 3
+    srv = start_server(data, env={"LOGLENS_RETENTION": "2d"})
+    try:
+        with srv.client() as c:
+            deadline = time.monotonic() + 10
+            while c.get("/api/v1/count").json()["count"] != 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [r["message"] for r in search(c, "")] == ["fresh"]
+        assert len([p for p in (data / "shards").iterdir() if p.suffix == ".db"]) == 1
+    finally:
+        stop_server(srv)

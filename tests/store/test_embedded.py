@@ -30,7 +30,7 @@ def make_records(n: int, seed: int = 7, days: int = 3) -> list[LogRecord]:
         status = rng.choice([200, 404, 500, 503])
         attrs: dict[str, object] = {"http.status": status, "user": rng.choice(["alice", "bob"])}
         if rng.random() < 0.1:
-            words.append("10.0.0.%d:80" % rng.randrange(3))
+            words.append(f"10.0.0.{rng.randrange(3)}:80")
         out.append(LogRecord(
             timestamp=ts, observed_at=ts, message=" ".join(words) + f" #{i}",
             header=f"2025-11-20 {rng.choice(['ERROR', 'INFO'])} " if rng.random() < 0.5 else "",
@@ -55,7 +55,8 @@ QUERIES = [
     '"connection refused"', "conn*", "level:ERROR", "level>=WARN", "level:ERROR AND service:billing",
     "service:api-gateway", "service:api*", "host:web-1 -level:INFO", "http.status:500", "http.status>=500",
     "user:alice", "10.0.0.1", "10.0.0.1:80", "/ref.sed/", "template:2", "message:retry", "(disk OR full) AND user:bob",
-    "service:nope", "api-gateway", "-user:alice level:DEBUG", "level:UNKNOWN",
+    "service:nope", "api-gateway", "-user:alice level:DEBUG", "level:UNKNOWN", "service:*", "http.status:*",
+    "-service:* OR timeout", "user:ali*",
 ]
 
 

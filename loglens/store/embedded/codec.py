@@ -53,7 +53,7 @@ class ShardWriterCodec:
             ).fetchall()
             samples += [bytes(r[0][1:]) for r in rows if r[0][:1] == _RAW_PREFIX]
         try:
-            trained = zstandard.train_dictionary(DICT_BYTES, samples, level=LEVEL)
+            trained = zstandard.train_dictionary(DICT_BYTES, list[bytes | bytearray | memoryview](samples), level=LEVEL)
         except zstandard.ZstdError:  # too few or too uniform samples: try again later
             self.raw_rows = 0
             return

@@ -69,7 +69,7 @@ def _text(value: str, kind: str) -> FtsQuery:
     return FtsQuery(" AND ".join(_quote(t) for t in tokens), exact)
 
 
-def compile_fts(node: ast.Node, lookup: Lookup) -> FtsQuery:  # noqa: C901 - one branch per node kind
+def compile_fts(node: ast.Node, lookup: Lookup) -> FtsQuery:
     if isinstance(node, ast.MatchAll):
         return FtsQuery(None, True)
     if isinstance(node, ast.Text):

@@ -102,7 +102,7 @@ class Catalog:
         self.refresh()
         wanted = value.lower()
         if match == "prefix":
-            return [i for v, i in self.ids[kind].items() if v and v.lower().startswith(wanted)]
+            return [i for v, i in self.ids[kind].items() if v.lower().startswith(wanted)]
         return [i for v, i in self.ids[kind].items() if v.lower() == wanted]
 
     def learn_attributes(self, names: set[str]) -> None:

@@ -14,6 +14,7 @@ Why this shape (see docs/storage.md and the bake-off in the design notes):
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -37,8 +38,8 @@ from loglens.store.base import (
     TimeRange,
     TopValue,
 )
-from loglens.store.embedded.fts import FtsQuery, compile_fts, compile_rollup
 from loglens.store.embedded.codec import ShardReaderCodec, ShardWriterCodec
+from loglens.store.embedded.fts import FtsQuery, compile_fts, compile_rollup
 from loglens.store.embedded.meta import Catalog
 
 #: 1,024 ids per millisecond; more records in one millisecond borrow the next one. Fewer bits
@@ -90,16 +91,6 @@ _ROLLUP_MINUTE_UPSERT = (
 )
 _ROLLUP_TEMPLATE_UPSERT = (
     "INSERT INTO rollup_template (hour, template, service, level, n) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (hour, template, service, level) DO UPDATE SET n = n + excluded.n"
-)
-_ROLLUP_MINUTE_FROM_RECORDS = (
-    f"INSERT INTO rollup_minute (minute, service, level, n) SELECT (id >> {SEQ_BITS}) / {MINUTE_MS}, service,"
-    " level, count(*) FROM records WHERE id > ? GROUP BY 1, 2, 3"
-    " ON CONFLICT (minute, service, level) DO UPDATE SET n = n + excluded.n"
-)
-_ROLLUP_TEMPLATE_FROM_RECORDS = (
-    f"INSERT INTO rollup_template (hour, template, service, level, n) SELECT (id >> {SEQ_BITS}) / {HOUR_MS},"
-    " template, service, level, count(*) FROM records WHERE id > ? GROUP BY 1, 2, 3, 4"
     " ON CONFLICT (hour, template, service, level) DO UPDATE SET n = n + excluded.n"
 )
 #: Rows fetched per step when candidates must be verified one by one.
@@ -287,7 +278,7 @@ class EmbeddedStore(Store):
         rows = []
         bodies = []
         next_seq = self._next_seq
-        previous_max = shard_max = self._shard_max[day]
+        shard_max = self._shard_max[day]
         conn.execute("BEGIN IMMEDIATE")
         try:
             codec.prepare(conn, payloads)
@@ -321,7 +312,7 @@ class EmbeddedStore(Store):
                 ))
             conn.executemany(f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             conn.executemany("INSERT INTO fts (rowid, body) VALUES (?, ?)", bodies)
-            self._update_rollups(conn, rows, previous_max)
+            self._update_rollups(conn, rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -332,16 +323,8 @@ class EmbeddedStore(Store):
         self._shard_max[day] = shard_max
 
     @staticmethod
-    def _update_rollups(conn: _Conn, rows: list[tuple[Any, ...]], previous_max: int) -> None:
-        """Add the batch to the per-minute and per-hour counts.
-
-        Usually every new id is above the shard's previous maximum (logs arrive in time order), so
-        SQLite aggregates the new rows itself; late records are counted one by one.
-        """
-        if all(r[0] > previous_max for r in rows):
-            conn.execute(_ROLLUP_MINUTE_FROM_RECORDS, (previous_max,))
-            conn.execute(_ROLLUP_TEMPLATE_FROM_RECORDS, (previous_max,))
-            return
+    def _update_rollups(conn: _Conn, rows: list[tuple[Any, ...]]) -> None:
+        """Add the batch to the per-minute and per-hour counts."""
         minutes: Counter[tuple[int, int, int]] = Counter()
         hours: Counter[tuple[int, int, int, int]] = Counter()
         for r in rows:
@@ -666,10 +649,8 @@ class EmbeddedStore(Store):
                 last = hi_ts if last is None else max(last, hi_ts)
         for root, _dirs, files in os.walk(self.dir):
             for f in files:
-                try:
+                with contextlib.suppress(OSError):  # a WAL file checkpointed away meanwhile
                     size += os.path.getsize(os.path.join(root, f))
-                except OSError:
-                    pass
         return StoreStats(
             records=records, bytes_on_disk=size, first_timestamp=first, last_timestamp=last,
             services=dict(services.most_common()), templates=len(self.catalog.load_templates()),
@@ -688,10 +669,8 @@ class EmbeddedStore(Store):
                 removed += conn.execute("SELECT coalesce(sum(n), 0) FROM rollup_minute").fetchone()[0]
                 self._forget(shard.day)
                 for suffix in ("", "-wal", "-shm"):
-                    try:
+                    with contextlib.suppress(FileNotFoundError):
                         os.unlink(str(shard.path) + suffix)
-                    except FileNotFoundError:
-                        pass
         return removed
 
     def _forget(self, day: int) -> None:

@@ -1,0 +1,174 @@
+"""The streaming miner: grouping, generalisation with stable ids, restarts, the cap."""
+
+from __future__ import annotations
+
+from loglens.model import Template
+from loglens.patterns.miner import EVIDENCE, TemplateMiner, collapse_wildcards, merge_token
+
+
+def texts(miner: TemplateMiner) -> set[str]:
+    return {t.text for t in miner.templates()}
+
+
+def test_masked_variables_group_at_once() -> None:
+    m = TemplateMiner()
+    a = m.add("Received block blk_-1 of size 67108864 from /10.250.10.6")
+    b = m.add("Received block blk_-2 of size 3 from /10.250.14.224")
+    assert a == b >= 1
+    assert texts(m) == {"Received block <*> of size <*> from <*>"}
+    t = m.get(a)
+    assert t is not None and t.count == 2
+
+
+def test_different_events_stay_apart() -> None:
+    m = TemplateMiner()
+    ids = {m.add("cupsd startup succeeded"), m.add("cupsd shutdown succeeded")}
+    ids |= {m.add("Failed password for root from 1.2.3.4 port 22 ssh2")}
+    ids |= {m.add("Failed none for root from 1.2.3.4 port 22 ssh2")}
+    assert len(ids) == 4
+
+
+def test_generalisation_keeps_the_id_and_records_the_alias() -> None:
+    m = TemplateMiner()
+    first = m.add("Invalid user webmaster from 1.2.3.4")
+    # Two distinct names are not yet evidence that the position is a variable.
+    m.add("Invalid user admin from 1.2.3.5")
+    assert m.get(first) is not None and m.get(first).text == "Invalid user webmaster from <*>"  # type: ignore[union-attr]
+    for name in ("test", "oracle", "guest"):
+        assert m.add(f"Invalid user {name} from 1.2.3.6") == first
+    template = m.get(first)
+    assert template is not None
+    assert template.text == "Invalid user <*> from <*>"
+    assert "Invalid user webmaster from <*>" in template.aliases
+    # The second name's own template was merged into the general one.
+    assert texts(m) == {"Invalid user <*> from <*>"}
+    assert m.merged == 1
+    assert m.add("Invalid user admin from 1.2.3.5") == first
+    assert m.resolve(first + 1) == first
+    assert EVIDENCE >= 2
+
+
+def test_young_template_generalises_where_masking_found_a_variable() -> None:
+    m = TemplateMiner()
+    a = m.add("reverse mapping checking getaddrinfo for ns.example.com [1.2.3.4] failed")
+    b = m.add("reverse mapping checking getaddrinfo for 5.6.7.8 [5.6.7.8] failed")
+    assert a == b
+    t = m.get(a)
+    assert t is not None and t.text == "reverse mapping checking getaddrinfo for <*> [<*>] failed"
+    assert t.aliases == ["reverse mapping checking getaddrinfo for ns.example.com [<*>] failed"]
+
+
+def test_key_value_generalises_the_value_only() -> None:
+    m = TemplateMiner()
+    ids = [m.add(f"session opened for user={u} by uid=0 and more words") for u in ("a", "bb", "ccc", "dd")]
+    assert len({m.resolve(i) for i in ids}) == 1
+    assert texts(m) == {"session opened for user=<*> by uid=<*> and more words"}
+
+
+def test_variable_first_word_needs_more_evidence() -> None:
+    m = TemplateMiner()
+    programs = [f"prog{c}.exe" for c in "abcdefgh"]
+    ids = [m.add(f"{p} - proxy.example.com:5070 open through proxy proxy.example.com:5070 HTTPS") for p in programs]
+    assert len(set(ids[6:])) == 1
+    assert "<*> - <*> open through proxy <*> HTTPS" in texts(m)
+    # A short message keeps its first word.
+    m2 = TemplateMiner()
+    for d in ("cupsd", "sdpd", "hcid", "klogd", "syslogd", "portmap", "irqbalance"):
+        m2.add(f"{d} startup succeeded")
+    assert "<*> startup succeeded" not in texts(m2)
+
+
+def test_drain_changes_then_load_keeps_ids() -> None:
+    m = TemplateMiner()
+    lines = [
+        "Invalid user webmaster from 1.2.3.4",
+        "Invalid user admin from 1.2.3.5",
+        "Invalid user test from 1.2.3.6",
+        "Accepted password for root from 1.2.3.4 port 22 ssh2",
+        "PacketResponder 1 for block blk_38865049064139660 terminating",
+    ]
+    ids = [m.add(line, 1_000 + i) for i, line in enumerate(lines)]
+    saved = {t.id: t for t in m.drain_changes()}
+    assert m.drain_changes() == []
+    assert {m.resolve(i) for i in ids} <= set(saved)
+    restarted = TemplateMiner()
+    restarted.load(saved.values())
+    # The merged template stays merged; the live ones match the same messages with the same ids.
+    assert {t.id for t in restarted.templates()} == {t.id for t in m.templates()}
+    for line, tid in zip(lines, ids, strict=True):
+        assert restarted.add(line) == m.resolve(tid)
+    assert restarted.add("Invalid user nobody from 9.9.9.9") == m.resolve(ids[0])
+    # New templates get new ids.
+    new = restarted.add("something else entirely")
+    assert new > max(saved)
+
+
+def test_drain_changes_reports_counts_and_times() -> None:
+    m = TemplateMiner()
+    tid = m.add("job 1 done", 100)
+    m.add("job 2 done", 50)
+    m.add("job 3 done", 300)
+    (t,) = m.drain_changes()
+    assert (t.id, t.text, t.count, t.first_seen, t.last_seen) == (tid, "job <*> done", 3, 50, 300)
+    m.add("job 4 done", 400)
+    (t,) = m.drain_changes()
+    assert (t.count, t.last_seen) == (4, 400)
+
+
+def test_cap_evicts_least_recently_seen() -> None:
+    m = TemplateMiner(max_templates=3)
+    a = m.add("alpha event happened")
+    b = m.add("beta event happened here")
+    c = m.add("gamma event")
+    m.add("alpha event happened")  # a is now more recent than b
+    d = m.add("delta")
+    assert m.evicted == 1
+    live = {t.id for t in m.templates()}
+    assert live == {a, c, d}
+    assert m.get(b) is None
+    e = m.add("beta event happened here")  # comes back with a new id
+    assert e not in (a, b, c, d)
+    assert m.evicted == 2
+    assert len(m.templates()) == 3
+
+
+def test_multiline_message_uses_first_line() -> None:
+    m = TemplateMiner()
+    trace_a = (
+        "Unexpected exception causing shutdown while sock still open\n"
+        "java.io.IOException: Broken pipe\n\tat sun.nio.ch.FileDispatcherImpl.write0(Native Method)"
+    )
+    trace_b = (
+        "Unexpected exception causing shutdown while sock still open\n"
+        "java.net.SocketException: Connection reset\n\tat java.net.SocketInputStream.read(Unknown Source)"
+    )
+    a = m.add(trace_a)
+    assert m.add(trace_b) == a
+    assert m.add("Unexpected exception causing shutdown while sock still open") == a
+    assert texts(m) == {"Unexpected exception causing shutdown while sock still open"}
+    assert m.add("\nsecond line is the first non-blank") == m.add("second line is the first non-blank")
+
+
+def test_add_many_matches_add() -> None:
+    lines = ["a 1", "a 2", "b x y z"]
+    one = TemplateMiner()
+    many = TemplateMiner()
+    assert many.add_many(lines, [1, 2, 3]) == [one.add(x) for x in lines]
+    assert many.add_many(lines, []) == [one.add(x) for x in lines]
+
+
+def test_load_restores_counts_and_aliases() -> None:
+    m = TemplateMiner()
+    m.load([Template(id=7, text="disk <*> is full", count=5, first_seen=1, last_seen=2, aliases=["disk sda is full"])])
+    assert m.add("disk /dev/sdb1 is full", 3) == 7
+    t = m.get(7)
+    assert t is not None and (t.count, t.aliases, t.last_seen) == (6, ["disk sda is full"], 3)
+    assert m.add("other") == 8
+
+
+def test_helpers() -> None:
+    assert merge_token("user=root", "user=bob") == "user=<*>"
+    assert merge_token("(yarn)", "(bob)") == "(<*>)"
+    assert merge_token("abc", "xyz") == "<*>"
+    assert collapse_wildcards(["delete", "<*>", "<*>", "<*>", "<*>", "now"]) == ["delete", "<*>", "now"]
+    assert collapse_wildcards(["init", "<*>", "<*>"]) == ["init", "<*>", "<*>"]
