@@ -115,14 +115,19 @@ def _thread_ok(thread: str | None) -> bool:
 
 
 def _comp(comp: str, colon: str | None) -> str | None:
+    """The component of a ``name:`` / ``name[pid]:`` token, or None when the scanner would not
+    take it as one."""
     if colon is None:
         if comp[-1] != ":" or len(comp) < 2:
             return None
         comp = comp[:-1]
-    if not _is_component(comp) or ("#" in comp and _PID_TID.fullmatch(comp) is not None):
+    if (comp[0].isupper() and not _is_component(comp)) or ("#" in comp and _PID_TID.fullmatch(comp) is not None):
         return None
     return comp
 
+
+# Post-processing functions get the match groups; groups 0-2 are the timestamp's (key, fraction,
+# zone), the tail's groups start at 3.
 
 # [pid] LEVEL [thread] component:   (HDFS, Spark, Hadoop, log4j "%d %p [%t] %c: %m")
 _TAIL_A = (
@@ -131,33 +136,34 @@ _TAIL_A = (
 )
 
 
-def _post_a(g: tuple[str | None, ...], i: int) -> _Tail | None:
-    pend_pid, lvl, thread, comp, cpid, colon = g[i : i + 6]
-    level = _HEADER_LEVELS.get(lvl or "")
-    if level is None or comp is None or not _thread_ok(thread):
+def _post_a(g: tuple[str, ...]) -> _Tail | None:
+    level = _HEADER_LEVELS.get(g[4])
+    if level is None:
         return None
-    comp = _comp(comp, colon)
+    comp: str | None = _comp(g[6], g[8])
     if comp is None:
         return None
-    fields: dict[str, str] = {}
-    if cpid is not None:
-        fields["pid"] = cpid
-    elif pend_pid is not None:
-        fields["pid"] = pend_pid
-    if thread is not None:
-        fields["thread"] = thread.strip()
-    fields["component"] = comp
-    return level, fields
+    thread = g[5]
+    pid = g[7] or g[3]
+    if thread is None:
+        if pid is None:
+            return level, {"component": comp}
+        return level, {"pid": pid, "component": comp}
+    if len(thread) > 250 or thread.startswith("pid "):
+        return None
+    if pid is None:
+        return level, {"thread": thread.strip(), "component": comp}
+    return level, {"pid": pid, "thread": thread.strip(), "component": comp}
 
 
 # - LEVEL [thread] -   (Zookeeper, log4j "%d - %-5p [%t:%C{1}@%L] - %m")
 _TAIL_B = r"[ \t]+-[ \t]+([A-Za-z]+):?[ \t]+" + _THREAD_RE + r"[ \t]+-(?=\s|$)[ \t]*"
 
 
-def _post_b(g: tuple[str | None, ...], i: int) -> _Tail | None:
-    lvl, thread = g[i : i + 2]
-    level = _HEADER_LEVELS.get(lvl or "")
-    if level is None or thread is None or not _thread_ok(thread):
+def _post_b(g: tuple[str, ...]) -> _Tail | None:
+    level = _HEADER_LEVELS.get(g[3])
+    thread = g[4]
+    if level is None or len(thread) > 250 or thread.startswith("pid "):
         return None
     thread = thread.strip()
     zk = _ZK_THREAD.match(thread)
@@ -170,15 +176,14 @@ def _post_b(g: tuple[str | None, ...], i: int) -> _Tail | None:
 _TAIL_C = r"[ \t]+([^\s\[\]:]+)[ \t]+([^\s\[\]]+)(?:\[(\d+)\](:))?(?=\s|$)[ \t]*"
 
 
-def _post_c(g: tuple[str | None, ...], i: int) -> _Tail | None:
-    host, comp, cpid, colon = g[i : i + 4]
-    if host is None or comp is None:
-        return None
+def _post_c(g: tuple[str, ...]) -> _Tail | None:
+    host = g[3]
+    cpid = g[5]
     if host in _HEADER_LEVELS or host in _SEP_WORDS or host.isdigit():
         return None
-    if cpid is None and comp.rstrip(":") in _HEADER_LEVELS:
+    if cpid is None and g[4].rstrip(":") in _HEADER_LEVELS:
         return None
-    comp = _comp(comp, colon)
+    comp = _comp(g[4], g[6])
     if comp is None:
         return None
     if cpid is None:
@@ -193,14 +198,15 @@ _TAIL_D = (
 )
 
 
-def _post_d(g: tuple[str | None, ...], i: int) -> _Tail | None:
-    lvl, pid, app, thread, comp = g[i : i + 5]
-    level = _HEADER_LEVELS.get(lvl or "")
-    if level is None or pid is None or thread is None or comp is None:
+def _post_d(g: tuple[str, ...]) -> _Tail | None:
+    level = _HEADER_LEVELS.get(g[3])
+    if level is None:
         return None
-    if not (_thread_ok(app) and _thread_ok(thread) and _is_component(comp)):
+    thread = g[6]
+    comp = g[7]
+    if not (_thread_ok(g[5]) and _thread_ok(thread) and _is_component(comp)):
         return None
-    return level, {"pid": pid, "thread": thread.strip(), "component": comp}
+    return level, {"pid": g[4], "thread": thread.strip(), "component": comp}
 
 
 # LEVEL or [level], then a plain first message word (Apache error log, "%d %p %m")
@@ -210,27 +216,27 @@ _TAIL_E = (
 )
 
 
-def _post_e(g: tuple[str | None, ...], i: int) -> _Tail | None:
-    blvl, lvl, first = g[i : i + 3]
-    if first is None or first.isdigit():
+def _post_e(g: tuple[str, ...]) -> _Tail | None:
+    first = g[5]
+    if first.isdigit():
         return None
+    blvl = g[3]
     if blvl is not None:
         level = _bracket_level(blvl)
         if level is _NO_HEADER_LEVEL:
             return None
-    else:
-        wl = _HEADER_LEVELS.get(lvl or "")
-        if wl is None:
-            return None
-        level = wl
-    return level, {}
+        return level, {}
+    wl = _HEADER_LEVELS.get(g[4])
+    if wl is None:
+        return None
+    return wl, {}
 
 
-_Post = Callable[[tuple[str | None, ...], int], "_Tail | None"]
+_Post = Callable[[tuple[str, ...]], "_Tail | None"]
 # (tail regex source, post-processing, needs a host-capable timestamp, compiled tail)
 _FastPath = tuple[str, _Post, bool, re.Pattern[str]]
 _FAST: tuple[_FastPath, ...] = tuple(
-    (src, post, hosty, re.compile(src))
+    (src, post, hosty, re.compile("()()()" + src))  # three empty groups stand for the timestamp's
     for src, post, hosty in (
         (_TAIL_A, _post_a, False),
         (_TAIL_E, _post_e, False),
@@ -246,12 +252,12 @@ _last_fast: list[_FastPath | None] = [None]
 
 def _fast(line: str, pos: int, hosty: bool) -> tuple[Level, int, dict[str, str], _FastPath] | None:
     last = _last_fast[0]
-    for fp in ((last, *_FAST) if last is not None else _FAST):
+    for fp in (last, *_FAST) if last is not None else _FAST:
         if fp[2] and not hosty:
             continue
         m = fp[3].match(line, pos)
         if m is not None:
-            res = fp[1](m.groups(), 0)
+            res = fp[1](m.groups())
             if res is not None:
                 _last_fast[0] = fp
                 return res[0], m.end(), res[1], fp
@@ -273,26 +279,6 @@ def _learn_layout(fmt: TsFormat, bracketed: bool, fp: _FastPath) -> None:
         lay = (re.compile(head + fp[0]), fmt, fp)
         _LAYOUTS[key] = lay
     _layout[0] = lay
-
-
-def _by_layout(line: str) -> tuple[int, Level, int, dict[str, str]] | None:
-    lay = _layout[0]
-    if lay is None:
-        return None
-    m = lay[0].match(line)
-    if m is None:
-        return None
-    g = m.groups()
-    ts = ts_from_groups(lay[1], g[0] or "", g[1], g[2])
-    if ts is None:
-        return None
-    fp = lay[2]
-    if fp[2] and ts[1] != KIND_HOSTY:
-        return None
-    res = fp[1](g, 3)
-    if res is None:
-        return None
-    return ts[0], res[0], m.end(), res[1]
 
 
 def _bracket_end(line: str, i: int, n: int) -> int:
@@ -569,10 +555,19 @@ def split_fields(line: str) -> tuple[int | None, Level, int, dict[str, str]]:
     if nl >= 0:
         line = line[:nl]
     try:
-        if FAST_PATHS[0]:
-            found = _by_layout(line)
-            if found is not None:
-                return found
+        lay = _layout[0]
+        if lay is not None and FAST_PATHS[0]:
+            # the layout of the previous line, timestamp and tail in one regex
+            m = lay[0].match(line)
+            if m is not None:
+                g = m.groups()
+                ts = ts_from_groups(lay[1], g[0], g[1], g[2])
+                if ts is not None:
+                    fp = lay[2]
+                    if not fp[2] or ts[1] == KIND_HOSTY:
+                        res = fp[1](g)
+                        if res is not None:
+                            return ts[0], res[0], m.end(), res[1]
         return _split(line)
     except (ValueError, IndexError, KeyError, OverflowError, TypeError):
         return None, _NO_HEADER_LEVEL, 0, {}

@@ -36,6 +36,7 @@ value kept in the ``timestamp_original`` attribute. ``observed_at`` is always ``
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -78,8 +79,8 @@ def _flatten(obj: dict[Any, Any], prefix: str, out: dict[str, Any], skip: object
 def _dumps(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):  # e.g. ints beyond 64 bits, non-str keys
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str, skipkeys=True)
 
 
 def _text(value: Any) -> str | None:

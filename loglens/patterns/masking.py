@@ -52,6 +52,9 @@ _VEND = rf"(?=[.:]*{_END}|:[A-Za-z]|\.\.)"
 _VREST = rf"(?:{_VCHAR}*[^{_DELIM}.:])?{_VEND}"
 
 
+_PROTOCOLS = ("HTTP", "HTTPS", "RTSP", "SIP", "SSH", "TLSv", "TLS", "SSLv", "SSL", "SMTP", "IMAP", "AMQP")
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One masking rule, tried at the start of each piece of a token.
@@ -105,6 +108,11 @@ RULES: tuple[Rule, ...] = (
         " a trailing . or : stays",
     ),
     Rule(
+        "windows_path",
+        rf"(?:[A-Za-z]:|\\\\[^{_DELIM}\\]+)\\[^{_DELIM}]*?[^{_DELIM}.:]{_VEND}",
+        "Windows path: C:\\Windows\\system32\\x.dll, \\\\server\\share\\f",
+    ),
+    Rule(
         "hex",
         rf"(?:0[xX][0-9a-fA-F]+|(?=[a-fA-F]*\d)[0-9a-fA-F]{{8,}}){_END}",
         "0x1f, deadbeef01 (8+ hex digits with a digit)",
@@ -142,6 +150,20 @@ RULES: tuple[Rule, ...] = (
         "names with one digit after two letters (ssh2, jk2_init, Slf4jLogger, log4j.properties,"
         " IPv4), and an upper-case letter with one digit (L2, C1): kept as they are",
         action="keep",
+    ),
+    Rule(
+        "protocol",
+        rf"(?:{'|'.join(_PROTOCOLS)})[/\-]?\d(?:\.\d)?[.:]*{_END}",
+        "protocol versions are constants: HTTP/1.1, TLSv1.2, SSH-2.0",
+        action="keep",
+    ),
+    Rule(
+        "source_line",
+        rf"\d+{_VEND}",
+        "a line number after a source file name: main.go:10 -> main.go:<*>, (Foo.java:123) -> (Foo.java:<*>)",
+        action="keep_prefix",
+        prefix=r"[A-Za-z_][\w\-$]*\.[A-Za-z]{1,6}:",
+        after=r"[A-Za-z]:",
     ),
     Rule(
         "key",
@@ -199,14 +221,16 @@ def compile_rules(rules: tuple[Rule, ...]) -> re.Pattern[str]:
             if not rule.prefix or not rule.after:
                 raise ValueError(f"rule {rule.name}: keep_prefix needs prefix and after")
             exclude.append(rule.prefix + rule.pattern)
-            tails.append(rf"(?<={rule.after}){rule.pattern}")
+            # Not inside a protocol version, which a keep rule protects at the piece start only.
+            guard = "".join(f"(?<!{p}/)(?<!{p}-)" for p in _PROTOCOLS)
+            tails.append(rf"(?<={rule.after}){guard}{rule.pattern}")
         elif rule.action == "mask":
             parts.append(rule.pattern)
         else:
             raise ValueError(f"rule {rule.name}: unknown action {rule.action!r}")
-    # Only pieces holding a digit, "/" or "@" can be variables: the look-ahead rejects the others
+    # Only pieces holding a digit, "/", "@" or "\\" can be variables: the look-ahead rejects the others
     # at their first character.
-    head = rf"(?<![^{_DELIM}])(?=[^{_DELIM}]*[\d/@])"
+    head = rf"(?<![^{_DELIM}])(?=[^{_DELIM}]*[\d/@\\])"
     if exclude:
         head += "(?!" + "|".join(exclude) + ")"
     alternatives = [head + "(?:" + "|".join(parts) + ")", *tails]
@@ -214,7 +238,7 @@ def compile_rules(rules: tuple[Rule, ...]) -> re.Pattern[str]:
 
 
 _PATTERN = compile_rules(RULES)
-_HAS_VARIABLE = re.compile(r"[\d/@]").search
+_HAS_VARIABLE = re.compile(r"[\d/@\\]").search
 
 
 def mask(text: str) -> str:
@@ -262,6 +286,12 @@ def shape(text: str) -> bytes:
 
 HAS_DIGIT = re.compile(r"\d").search
 _TOKEN_CACHE_LIMIT = 100_000
+
+
+def clear_caches() -> None:
+    """Forget the token caches of :func:`mask_tokens` (benchmarks start cold with it)."""
+    _TOKEN_CACHE.clear()
+    _SHAPE_CACHE.clear()
 
 
 def _mask_token(token: str) -> str:

@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from loglens.model import Template
 from loglens.patterns.masking import HAS_DIGIT, WILDCARD, ZERO_DIGITS, mask_tokens
 
-_CACHE_LIMIT = 200_000
+_CACHE_LIMIT = 100_000
 _PENDING_LIMIT = 100_000
 
 #: Distinct values that must be seen at a position before it becomes a variable.

@@ -30,6 +30,11 @@ from loglens.patterns.masking import RULES, compile_rules, mask, mask_tokens
         ("workerEnv.init() ok /etc/httpd/conf/workers2.properties", "workerEnv.init() ok <*>"),
         ("Error loading /bgl/apps/a.rts: invalid", "Error loading <*>: invalid"),
         ("user.dir=/", "user.dir=/"),
+        ("Core: C:\\Windows\\winsxs\\amd64_x\\cbscore.dll", "Core: <*>"),
+        ("open \\\\srv\\share\\a.txt: ok", "open <*>: ok"),
+        # source positions keep the file name; protocol versions are constants
+        ("[ib_sm_sweep.c:1455]: at Foo.java:123)", "[ib_sm_sweep.c:<*>]: at Foo.java:<*>)"),
+        ('"GET /v2/54fadb/servers/detail HTTP/1.1" status: 200 TLSv1.2', '"GET <*> HTTP/1.1" status: <*> TLSv1.2'),
         # URLs and e-mail addresses
         ("see http://wiki.apache.org/hadoop/NoRouteToHost.", "see <*>."),
         ("Connecting to driver: spark://Sched@10.10.34.11:48069", "Connecting to driver: <*>"),
