@@ -216,10 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     all_messages: list[str] = []
     all_raw: list[str] = []
     per_system: list[tuple[str, list[str], list[str]]] = []
-    print(f"Loghub-2k accuracy ({dataset_dir}); corrected ground truth", flush=True)
-    header = f"{'system':<11} {'parser':<15} " + " ".join(f"{m:>6}" for m in METRICS) + f" {'groups':>7}"
-    print(header)
-    print("-" * len(header))
+    print(f"Loghub-2k accuracy ({dataset_dir}), corrected ground truth, one default configuration", flush=True)
+    print()
+    print("| system | parser | " + " | ".join(METRICS) + " | groups |")
+    print("|---|---|" + "---:|" * (len(METRICS) + 1))
     for sysdir in systems:
         name = sysdir.name
         gt = evaluator.read_csv(str(sysdir / f"{name}_2k.log_structured.csv"))
@@ -240,21 +240,23 @@ def main(argv: list[str] | None = None) -> int:
             pred = pd.DataFrame({"LineId": ids, "EventTemplate": templates})
             res = evaluator.evaluate(gt, pred)
             rows[label].append({m: float(res[m]) for m in (*METRICS, "pred_groups")})
-            cells = " ".join(f"{fmt(res[m]):>6}" for m in METRICS)
-            print(f"{name:<11} {label:<15} {cells} {res['pred_groups']:>7}", flush=True)
-    print("-" * len(header))
+            cells = " | ".join(fmt(res[m]) for m in METRICS)
+            print(f"| {name} | {label} | {cells} | {res['pred_groups']} |", flush=True)
     for label, _ in parsers:
         avg = {m: sum(r[m] for r in rows[label]) / len(rows[label]) for m in METRICS}
-        cells = " ".join(f"{fmt(avg[m]):>6}" for m in METRICS)
-        print(f"{'Average':<11} {label:<15} {cells}")
+        cells = " | ".join(f"**{fmt(avg[m])}**" for m in METRICS)
+        print(f"| **Average** | {label} | {cells} | |")
     msg_ga = sum(r["GA"] for r in rows["LogLens"]) / len(rows["LogLens"])
     raw_ga = sum(r["GA"] for r in rows["LogLens --raw"]) / len(rows["LogLens --raw"])
-    print(f"raw-line GA - message GA: {raw_ga - msg_ga:+.3f}")
+    print()
+    print(f"LogLens GA on raw lines minus GA on messages: {raw_ga - msg_ga:+.3f}")
 
     # -- speed --------------------------------------------------------------------------------
     print()
-    print("Throughput (lines/s, one process, same run)")
-    print(f"{'input':<26} {'parser':<15} {'lines':>9} {'seconds':>8} {'lines/s':>10} {'templates':>9} {'evicted':>7}")
+    print("Throughput (one process, same run, caches cold)")
+    print()
+    print("| input | parser | lines | seconds | lines/s | templates | evicted | merged |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
 
     def streaming_loglens(lines: list[str]) -> TemplateMiner:
         miner = TemplateMiner()
@@ -275,20 +277,21 @@ def main(argv: list[str] | None = None) -> int:
             add(line)
         return miner
 
-    def report(inp: str, label: str, n: int, seconds: float, templates: int | str, evicted: int | str) -> None:
-        print(
-            f"{inp:<26} {label:<15} {n:>9} {seconds:>8.2f} {n / seconds:>10,.0f} {templates!s:>9} {evicted!s:>7}",
-            flush=True,
-        )
+    def report(inp: str, label: str, n: int, seconds: float, miner: TemplateMiner | int | None) -> None:
+        if isinstance(miner, TemplateMiner):
+            counts = f"{len(miner.templates())} | {miner.evicted} | {miner.merged}"
+        else:
+            counts = f"{miner if miner is not None else '-'} | - | -"
+        print(f"| {inp} | {label} | {n:,} | {seconds:.2f} | {n / seconds:,.0f} | {counts} |", flush=True)
 
     def measure(inp: str, messages: list[str], raw_lines: list[str]) -> None:
         seconds, miner = timed(streaming_loglens, messages)
-        report(inp, "LogLens", len(messages), seconds, len(miner.templates()), miner.evicted)
+        report(inp, "LogLens", len(messages), seconds, miner)
         seconds, miner = timed(streaming_loglens_raw, raw_lines)
-        report(inp, "LogLens --raw", len(raw_lines), seconds, len(miner.templates()), miner.evicted)
+        report(inp, "LogLens --raw", len(raw_lines), seconds, miner)
         if have_drain3:
             seconds, d3 = timed(streaming_drain3, messages)
-            report(inp, "Drain3 default", len(messages), seconds, len(d3.drain.clusters), "-")
+            report(inp, "Drain3 default", len(messages), seconds, len(d3.drain.clusters))
 
     measure(f"concatenation ({len(systems)} sys)", all_messages, all_raw)
     if have_drain3:
@@ -297,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = LOGHUB_DRAIN.get(name, {"regex": [], "st": 0.4, "depth": 4})
             seconds, _ = timed(lambda ms, s=settings: run_drain3(ms, s), messages)
             total += seconds
-        report(f"concatenation ({len(systems)} sys)", "Drain3 Loghub", len(all_messages), total, "-", "-")
+        report(f"concatenation ({len(systems)} sys)", "Drain3 Loghub", len(all_messages), total, None)
     if args.stream_lines > 0:
         n = args.stream_lines
         stream_msg = make_stream(all_messages, n)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from loglens.model import Level
 from loglens.parse.levels import normalize_level
@@ -136,7 +137,7 @@ _TAIL_A = (
 )
 
 
-def _post_a(g: tuple[str, ...]) -> _Tail | None:
+def _post_a(g: tuple[Any, ...]) -> _Tail | None:
     level = _HEADER_LEVELS.get(g[4])
     if level is None:
         return None
@@ -160,7 +161,7 @@ def _post_a(g: tuple[str, ...]) -> _Tail | None:
 _TAIL_B = r"[ \t]+-[ \t]+([A-Za-z]+):?[ \t]+" + _THREAD_RE + r"[ \t]+-(?=\s|$)[ \t]*"
 
 
-def _post_b(g: tuple[str, ...]) -> _Tail | None:
+def _post_b(g: tuple[Any, ...]) -> _Tail | None:
     level = _HEADER_LEVELS.get(g[3])
     thread = g[4]
     if level is None or len(thread) > 250 or thread.startswith("pid "):
@@ -176,7 +177,7 @@ def _post_b(g: tuple[str, ...]) -> _Tail | None:
 _TAIL_C = r"[ \t]+([^\s\[\]:]+)[ \t]+([^\s\[\]]+)(?:\[(\d+)\](:))?(?=\s|$)[ \t]*"
 
 
-def _post_c(g: tuple[str, ...]) -> _Tail | None:
+def _post_c(g: tuple[Any, ...]) -> _Tail | None:
     host = g[3]
     cpid = g[5]
     if host in _HEADER_LEVELS or host in _SEP_WORDS or host.isdigit():
@@ -198,7 +199,7 @@ _TAIL_D = (
 )
 
 
-def _post_d(g: tuple[str, ...]) -> _Tail | None:
+def _post_d(g: tuple[Any, ...]) -> _Tail | None:
     level = _HEADER_LEVELS.get(g[3])
     if level is None:
         return None
@@ -216,7 +217,7 @@ _TAIL_E = (
 )
 
 
-def _post_e(g: tuple[str, ...]) -> _Tail | None:
+def _post_e(g: tuple[Any, ...]) -> _Tail | None:
     first = g[5]
     if first.isdigit():
         return None
@@ -232,7 +233,7 @@ def _post_e(g: tuple[str, ...]) -> _Tail | None:
     return wl, {}
 
 
-_Post = Callable[[tuple[str, ...]], "_Tail | None"]
+_Post = Callable[[tuple[Any, ...]], "_Tail | None"]
 # (tail regex source, post-processing, needs a host-capable timestamp, compiled tail)
 _FastPath = tuple[str, _Post, bool, re.Pattern[str]]
 _FAST: tuple[_FastPath, ...] = tuple(

@@ -68,9 +68,8 @@ class ShardWriterCodec:
             self.raw_rows += len(payloads)
             return [_RAW_PREFIX + p for p in payloads]
         prefix = bytes([self.dict_id])
-        join = b"".join
         compressed = self._compressor.multi_compress_to_buffer(list[bytes | bytearray | memoryview](payloads))
-        return [join((prefix, compressed[i])) for i in range(len(compressed))]
+        return [prefix + compressed[i].tobytes() for i in range(len(compressed))]
 
 
 class ShardReaderCodec:
