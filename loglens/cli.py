@@ -63,34 +63,59 @@ def _time_window(since: str | None, start: str | None) -> str | None:
 # ---------------------------------------------------------------------------------------- serve
 @app.command()
 def serve(
-    data: DataOpt = DEFAULT_DATA,
-    host: Annotated[str, typer.Option(envvar="LOGLENS_HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="LOGLENS_PORT")] = 8080,
-    retention: Annotated[str, typer.Option(envvar="LOGLENS_RETENTION",
-                                           help="Remove data older than this (7d, 12h).")] = "",
-    durability: Annotated[str, typer.Option(envvar="LOGLENS_DURABILITY",
-                                            help="normal: survives kill -9; full: also power loss.")] = "normal",
+    data: Annotated[str | None, typer.Option("--data", help="Data directory [env LOGLENS_DATA].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind [env LOGLENS_HOST; 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env LOGLENS_PORT; 8080].")] = None,
+    retention: Annotated[str | None, typer.Option(
+        help="Remove data older than this, e.g. 7d, 12h [env LOGLENS_RETENTION].")] = None,
+    durability: Annotated[str | None, typer.Option(
+        help="normal: commits survive kill -9; full: also power loss [env LOGLENS_DURABILITY].")] = None,
+    elastic: Annotated[bool | None, typer.Option(
+        "--elastic/--no-elastic", help="Elasticsearch _bulk API on the HTTP port [env LOGLENS_ELASTIC].")] = None,
+    loki: Annotated[bool | None, typer.Option(
+        "--loki/--no-loki", help="Loki push API on the HTTP port [env LOGLENS_LOKI].")] = None,
+    otlp: Annotated[bool | None, typer.Option(
+        "--otlp/--no-otlp", help="OTLP/HTTP logs on the HTTP port [env LOGLENS_OTLP].")] = None,
+    syslog_port: Annotated[int | None, typer.Option(
+        help="Syslog on this UDP and TCP port [env LOGLENS_SYSLOG_PORT].")] = None,
+    forward_port: Annotated[int | None, typer.Option(
+        help="Fluentd forward protocol on this port, usually 24224 [env LOGLENS_FORWARD_PORT].")] = None,
+    forward_shared_key: Annotated[str | None, typer.Option(
+        help="Shared key for the forward handshake [env LOGLENS_FORWARD_SHARED_KEY].")] = None,
+    kafka_brokers: Annotated[str | None, typer.Option(
+        help="Consume logs from these Kafka brokers [env LOGLENS_KAFKA_BROKERS].")] = None,
+    kafka_topic: Annotated[str | None, typer.Option(help="Kafka topic [env LOGLENS_KAFKA_TOPIC; app-logs].")] = None,
+    kafka_group: Annotated[str | None, typer.Option(help="Kafka group [env LOGLENS_KAFKA_GROUP; loglens].")] = None,
+    config: Annotated[str | None, typer.Option(
+        help="TOML file with [[sources]] of files to tail [env LOGLENS_CONFIG].")] = None,
     log_level: Annotated[str, typer.Option(help="Server log level.")] = "info",
 ) -> None:
     """Start the HTTP server (API and UI) on the embedded store."""
     import uvicorn
+    from pydantic import ValidationError
 
     from loglens.query.timerange import parse_duration
     from loglens.server import create_app
-    from loglens.store import StoreLockedError
+    from loglens.store import StoreLockedError, open_store
 
-    if retention:
+    given = {k: v for k, v in locals().items() if k in Settings.model_fields and v is not None}
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        raise _fail(str(exc)) from None
+    if settings.retention:
         try:
-            parse_duration(retention)
+            parse_duration(settings.retention)
         except ValueError as exc:
             raise _fail(f"--retention: {exc}") from None
-    if durability not in ("normal", "full"):
+    if settings.durability not in ("normal", "full"):
         raise _fail("--durability is normal or full")
-    settings = Settings(data=data, host=host, port=port, retention=retention, durability=durability)
-    try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    try:  # say plainly when another process holds the data directory, before the server starts
+        open_store(settings.data, writable=True).close()
     except StoreLockedError as exc:
         raise _fail(str(exc)) from None
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
+                access_log=False)
 
 
 # --------------------------------------------------------------------------------------- ingest

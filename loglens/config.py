@@ -20,3 +20,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 << 20
     #: Records waiting to be written before ingest answers 429.
     max_queued: int = 200_000
+
+    # Receivers (see docs/ingest.md). The HTTP ones share the API port and are on by default.
+    elastic: bool = False
+    loki: bool = False
+    otlp: bool = False
+    #: UDP and TCP port for syslog (RFC 5424 and 3164); 0 = off.
+    syslog_port: int = 0
+    #: TCP port for the Fluentd forward protocol (24224 is usual); 0 = off.
+    forward_port: int = 0
+    forward_shared_key: str = ""
+    #: Kafka bootstrap servers (``host:9092,host2:9092``); empty = off.
+    kafka_brokers: str = ""
+    kafka_topic: str = "app-logs"
+    kafka_group: str = "loglens"
+    #: A TOML file with ``[[sources]]`` of files to tail (and other settings).
+    config: str = ""

@@ -130,3 +130,13 @@ def test_ingest_follow_picks_up_appended_lines(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_second_server_on_same_data_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    srv = start_server(data)
+    try:
+        r = run_cli("serve", "--data", str(data), "--port", "1", check=False)
+        assert r.returncode == 2 and "in use by another LogLens process" in r.stderr.decode()
+    finally:
+        stop_server(srv)

@@ -101,7 +101,8 @@ def _level_of(value: Any) -> Level:
 
 
 # role of every candidate key: (role, priority); lower priority wins
-_R_TS, _R_LEVEL, _R_OTEL, _R_LEVEL2, _R_SERVICE, _R_LOGGER, _R_HOST, _R_TRACE, _R_STACK = range(9)
+_N_ROLES = 9
+_R_TS, _R_LEVEL, _R_OTEL, _R_LEVEL2, _R_SERVICE, _R_LOGGER, _R_HOST, _R_TRACE, _R_STACK = range(_N_ROLES)
 _ROLE_OF: dict[str, tuple[int, int]] = {}
 for _role, _keys in (
     (_R_TS, TIMESTAMP_KEYS),
@@ -120,12 +121,44 @@ _KNOWN = frozenset(_ROLE_OF)
 _MESSAGE_SET = frozenset(MESSAGE_KEYS)
 
 
-def _first_scalar(flat: dict[str, Any], keys: list[str]) -> tuple[str, str] | None:
-    for k in keys:
-        s = _text(flat[k])
+def _scalar_role(flat: dict[str, Any], first: str | None, keys: tuple[str, ...]) -> tuple[str, str] | None:
+    """The first key of ``keys`` (starting with ``first``, the best one present) whose value is a
+    usable scalar, as (key, text)."""
+    if first is None:
+        return None
+    s = _text(flat[first])
+    if s:
+        return first, s
+    for k in keys[keys.index(first) + 1 :]:
+        v = flat.get(k)
+        s = _text(v) if v is not None else None
         if s:
             return k, s
     return None
+
+
+def _level_role(flat: dict[str, Any], first: str | None, keys: tuple[str, ...], otel: bool) -> Level:
+    """Level from the first key of ``keys`` (from ``first``) that names one; consumes that key."""
+    if first is None:
+        return _UNKNOWN
+    for k in keys[keys.index(first) :]:
+        v = flat.get(k, _MISSING)
+        if v is _MISSING:
+            continue
+        if otel:
+            t = type(v)
+            if t is int or t is float:
+                level = normalize_otel_severity(v)
+            elif t is str and v.isdigit():
+                level = normalize_otel_severity(int(v))
+            else:
+                level = _UNKNOWN
+        else:
+            level = _level_of(v)
+        if level is not _UNKNOWN:
+            del flat[k]
+            return level
+    return _UNKNOWN
 
 
 def record_from_json(
@@ -153,16 +186,13 @@ def record_from_json(
         if msg_key is not _MISSING:
             del flat[msg_key]
 
-    # which roles are present, candidates in priority order
-    roles: dict[int, list[str]] = {}
+    # the best (first in priority order) key present for each role
+    best: list[str | None] = [None] * _N_ROLES
     for k in _KNOWN.intersection(flat):
-        role = _ROLE_OF[k][0]
-        lst = roles.get(role)
-        if lst is None:
-            roles[role] = [k]
-        else:
-            lst.append(k)
-            lst.sort(key=lambda x: _ROLE_OF[x][1])
+        role, prio = _ROLE_OF[k]
+        cur = best[role]
+        if cur is None or prio < _ROLE_OF[cur][1]:
+            best[role] = k
 
     # message
     if msg_key is _MISSING:
@@ -173,85 +203,53 @@ def record_from_json(
             message = message.rstrip("\r\n")
     else:
         message = _dumps(msg_val)
-    keys = roles.get(_R_STACK)
-    if keys is not None:
-        st = flat[keys[0]]
+    sk = best[_R_STACK]
+    if sk is not None:
+        st = flat[sk]
         if type(st) is str and st.strip() and st not in message:
             message = message + "\n" + st if message else st
 
     # timestamp
     timestamp = received_ns
-    keys = roles.get(_R_TS)
-    if keys is not None:
-        k = keys[0]
-        v = flat.pop(k)
-        ns = parse_timestamp(v) if type(v) in (str, int, float) else None
+    tk = best[_R_TS]
+    if tk is not None:
+        v = flat.pop(tk)
+        t = type(v)
+        ns = parse_timestamp(v) if t is str or t is int or t is float else None
         if ns is None:
             flat["timestamp_original"] = v
         else:
             timestamp = ns
 
     # level
-    level = _UNKNOWN
-    keys = roles.get(_R_LEVEL)
-    if keys is not None:
-        for k in keys:
-            level = _level_of(flat[k])
-            if level is not _UNKNOWN:
-                del flat[k]
-                break
+    level = _level_role(flat, best[_R_LEVEL], LEVEL_KEYS, False)
     if level is _UNKNOWN:
-        keys = roles.get(_R_OTEL)
-        if keys is not None:
-            for k in keys:
-                v = flat[k]
-                t = type(v)
-                if t is int or t is float:
-                    level = normalize_otel_severity(v)
-                elif t is str and v.isdigit():
-                    level = normalize_otel_severity(int(v))
-                if level is not _UNKNOWN:
-                    del flat[k]
-                    break
+        level = _level_role(flat, best[_R_OTEL], OTEL_NUMBER_KEYS, True)
         if level is _UNKNOWN:
-            keys = roles.get(_R_LEVEL2)
-            if keys is not None:
-                for k in keys:
-                    level = _level_of(flat[k])
-                    if level is not _UNKNOWN:
-                        del flat[k]
-                        break
+            level = _level_role(flat, best[_R_LEVEL2], LEVEL_FALLBACK_KEYS, False)
             if level is _UNKNOWN:
                 level = detect_level(message)[0]
 
     # service, host, trace
     svc = service
-    keys = roles.get(_R_SERVICE)
-    if keys is not None:
-        hit = _first_scalar(flat, keys)
+    hit = _scalar_role(flat, best[_R_SERVICE], SERVICE_KEYS)
+    if hit is not None:
+        svc = hit[1]
+        del flat[hit[0]]
+    elif not svc:
+        hit = _scalar_role(flat, best[_R_LOGGER], LOGGER_KEYS)
         if hit is not None:
-            svc = hit[1]
-            del flat[hit[0]]
-    if not svc:
-        keys = roles.get(_R_LOGGER)
-        if keys is not None:
-            hit = _first_scalar(flat, keys)
-            if hit is not None:
-                svc = hit[1]  # last resort; the logger stays an attribute too
+            svc = hit[1]  # last resort; the logger stays an attribute too
     hst = host
-    keys = roles.get(_R_HOST)
-    if keys is not None:
-        hit = _first_scalar(flat, keys)
-        if hit is not None:
-            hst = hit[1]
-            del flat[hit[0]]
+    hit = _scalar_role(flat, best[_R_HOST], HOST_KEYS)
+    if hit is not None:
+        hst = hit[1]
+        del flat[hit[0]]
     trace = ""
-    keys = roles.get(_R_TRACE)
-    if keys is not None:
-        hit = _first_scalar(flat, keys)
-        if hit is not None:
-            trace = hit[1]
-            del flat[hit[0]]
+    hit = _scalar_role(flat, best[_R_TRACE], TRACE_KEYS)
+    if hit is not None:
+        trace = hit[1]
+        del flat[hit[0]]
 
     # positional for speed: timestamp, message, level, service, host, header, attributes,
     # trace_id, observed_at, source

@@ -53,6 +53,9 @@ _NAMES: dict[str, Level] = {
     "panic": _F, "f": _F, "crt": _F, "fata": _F,
 }  # fmt: skip
 
+_FAST_NAMES: dict[str, Level] = {
+    variant: lv for name, lv in _NAMES.items() for variant in (name, name.upper(), name.title())
+}
 _UNKNOWN = Level.UNKNOWN
 _SYSLOG: tuple[Level, ...] = (_F, _F, _F, _E, _W, _I, _I, _D)
 _LOG4J2 = {100: _F, 200: _E, 300: _W, 400: _I, 500: _D, 600: _T}
@@ -95,7 +98,7 @@ def _from_int(n: int) -> Level:
 def normalize_level(value: str | int | float) -> Level:
     """A level field value (name, abbreviation or number) to a :class:`Level`; see the module doc."""
     if isinstance(value, str):
-        lv = _NAMES.get(value)  # fast path: already lower case
+        lv = _FAST_NAMES.get(value)  # fast path: lower, upper or title case, no blanks
         if lv is not None:
             return lv
         s = value.strip().strip("[]<>()").strip().lower()

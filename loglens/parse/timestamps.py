@@ -227,6 +227,7 @@ _F_SYSLOG: TsFormat = (_SYSLOG, _key_syslog, {}, KIND_HOSTY, True)
 _F_EPOCH: TsFormat = (_EPOCH_PREFIX, int, {}, KIND_OTHER, True)
 _INVALID = -(1 << 80)  # cached marker for a key that is not a valid date/time
 _ZONE_CACHE: dict[str, int] = {"Z": 0, "z": 0}
+_VALUE_CACHE: dict[str, int] = {}  # recent parse_timestamp string values (digit-first, not yearless)
 
 
 def _zone(z: str) -> int:
@@ -464,6 +465,31 @@ def parse_timestamp(value: str | int | float) -> int | None:
 
     Never raises for str/int/float input (bools and other types give None)."""
     try:
+        if type(value) is str:
+            # A busy stream repeats a millisecond-precision value many times: remember recent ones.
+            # (Syslog-style values have no year and are not remembered.)
+            hit = _VALUE_CACHE.get(value)
+            if hit is not None:
+                return hit
+            # shortcut: the whole value in the format that matched last (what _from_string would
+            # try first anyway, as the formats are mutually exclusive)
+            fmt = _last[0]
+            result: int | None = None
+            if fmt is not None and not fmt[4]:
+                m = fmt[0].match(value)
+                if m is not None and m.end() == len(value):
+                    g = m.groups()
+                    found = ts_from_groups(fmt, g[0], g[1], g[2])
+                    if found is not None:
+                        result = found[0]
+            if result is None:
+                result = _from_string(value)
+                if result is None or not value[:1].isdigit():
+                    return result
+            if len(_VALUE_CACHE) >= 2048:
+                _VALUE_CACHE.clear()
+            _VALUE_CACHE[value] = result
+            return result
         if isinstance(value, str):
             return _from_string(value)
         if isinstance(value, bool):

@@ -285,6 +285,10 @@ def shape(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass").translate(ZERO_DIGITS)
 
 HAS_DIGIT = re.compile(r"\d").search
+_DIGIT_RUN = re.compile(rb"00+").sub
+# A token that starts with a digit and holds only word characters, "-", single "." and ":" before
+# a hex digit: the ``digits`` rule masks all of it (checked first, it is much cheaper).
+_NUMERIC_TOKEN = re.compile(r"[-+]?\d[\w\-]*(?:\.[\w\-]+|:[0-9a-fA-F][\w\-]*)*\Z").match
 _TOKEN_CACHE_LIMIT = 100_000
 
 
@@ -306,15 +310,21 @@ def _mask_token(token: str) -> str:
     token_shape = token.encode("utf-8", "surrogatepass").translate(ZERO_DIGITS)
     masked = _SHAPE_CACHE.get(token_shape)
     if masked is None:
-        masked = _PATTERN.sub(WILDCARD, token)
-        if HAS_DIGIT(masked) is None:
+        # Runs of two or more digits all look alike to the rules (only single digits matter:
+        # ``ssh2``, ``L2``), so numbers of a new length reuse the work done for the others.
+        short = _DIGIT_RUN(b"00", token_shape)
+        masked = _SHAPE_CACHE.get(short)
+        if masked is None:
+            masked = WILDCARD if _NUMERIC_TOKEN(token) is not None else _PATTERN.sub(WILDCARD, token)
+            if HAS_DIGIT(masked) is not None:  # a name holding a digit was kept (ssh2)
+                if len(_TOKEN_CACHE) >= _TOKEN_CACHE_LIMIT:
+                    _TOKEN_CACHE.clear()
+                _TOKEN_CACHE[token] = masked
+                return masked
             if len(_SHAPE_CACHE) >= _TOKEN_CACHE_LIMIT:
                 _SHAPE_CACHE.clear()
-            _SHAPE_CACHE[token_shape] = masked
-        else:  # a name holding a digit was kept (ssh2): valid for this token only
-            if len(_TOKEN_CACHE) >= _TOKEN_CACHE_LIMIT:
-                _TOKEN_CACHE.clear()
-            _TOKEN_CACHE[token] = masked
+            _SHAPE_CACHE[short] = masked
+        _SHAPE_CACHE[token_shape] = masked
     return masked
 
 

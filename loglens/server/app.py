@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from loglens import __version__
 from loglens.config import Settings
+from loglens.ingest import http_routers, start_receivers
 from loglens.ingest.bodies import BodyError, decode_body
 from loglens.model import LogRecord
 from loglens.pipeline import Pipeline, QueueFullError
@@ -37,13 +38,14 @@ def _error(status: int, message: str, **extra: Any) -> ORJSONResponse:
 
 
 class Runtime:
-    """What one server process holds: the store, the pipeline, the retention timer."""
+    """What one server process holds: the store, the pipeline, receivers, the retention timer."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = open_store(settings.data, writable=True, durability=settings.durability)
         self.pipeline = Pipeline(self.store, max_queued=settings.max_queued).start()
         self.engine = QueryEngine(self.store)
+        self.receivers = start_receivers(settings, self.pipeline)
         self.ready = True
         self._stop = threading.Event()
         self._retention_thread: threading.Thread | None = None
@@ -66,6 +68,8 @@ class Runtime:
     def close(self) -> None:
         self._stop.set()
         self.ready = False
+        for receiver in self.receivers:
+            receiver.close()
         self.pipeline.close()
         self.store.close()
 
@@ -87,6 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def rt() -> Runtime:
         return holder["rt"]
+
+    for router in http_routers(settings):
+        app.include_router(router)
 
     @app.exception_handler(QueryError)
     async def query_error(_: Request, exc: QueryError) -> ORJSONResponse:
