@@ -31,7 +31,7 @@ from loglens.config import Settings
 app = typer.Typer(help="LogLens: ingest, store, search and understand logs.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataOpt = Annotated[str, typer.Option("--data", envvar="LOGLENS_DATA", help="Data directory.")]
 UrlOpt = Annotated[str | None, typer.Option("--url", envvar="LOGLENS_URL",

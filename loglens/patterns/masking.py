@@ -245,7 +245,7 @@ def mask(text: str) -> str:
     """Return ``text`` with every variable part replaced by ``<*>`` (see the module docstring)."""
     if _HAS_VARIABLE(text) is None:
         return text
-    if _TIME_HINT(text) is not None:
+    if TIME_HINT(text) is not None:
         text = DATETIME_PHRASE.sub(WILDCARD, text)
     if "B" in text:
         text = SIZE_PHRASE.sub(WILDCARD, text)
@@ -266,7 +266,7 @@ DATETIME_PHRASE = re.compile(
     r"(?: +(?:UTC|GMT|[ECMP][SD]T|CES?T|Z|[+\-]\d{2}:?\d{2}))?(?: +\d{4})?(?![\w:])"
     r"|(?<![\w:.])\d{1,2}:\d{2}:\d{2},\d+(?![\w:])"  # a time with a comma before its fraction
 )
-_TIME_HINT = re.compile(r"\d:\d\d").search
+TIME_HINT = re.compile(r"\d:\d\d").search
 #: A size written as a number, a space and a unit (``93.0 B``, ``2.3 GiB``) is one variable;
 #: glued sizes (``10KB``) are one token already. Durations keep their unit as a word (``12 ms``).
 SIZE_PHRASE = re.compile(r"(?<![\w.])\d+(?:\.\d+)? (?:[KMGTPE]i?B|B)(?!\w)")
@@ -285,7 +285,9 @@ def shape(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass").translate(ZERO_DIGITS)
 
 HAS_DIGIT = re.compile(r"\d").search
-_DIGIT_RUN = re.compile(rb"00+").sub
+#: ``DIGIT_RUNS(b"00", shape(text))``: the shape with every run of two or more digits shortened
+#: to two: the token rules only tell one digit from several (``ssh2``, ``L2``).
+DIGIT_RUNS = re.compile(rb"00+").sub
 # A token that starts with a digit and holds only word characters, "-", single "." and ":" before
 # a hex digit: the ``digits`` rule masks all of it (checked first, it is much cheaper).
 _NUMERIC_TOKEN = re.compile(r"[-+]?\d[\w\-]*(?:\.[\w\-]+|:[0-9a-fA-F][\w\-]*)*\Z").match
@@ -312,7 +314,7 @@ def _mask_token(token: str) -> str:
     if masked is None:
         # Runs of two or more digits all look alike to the rules (only single digits matter:
         # ``ssh2``, ``L2``), so numbers of a new length reuse the work done for the others.
-        short = _DIGIT_RUN(b"00", token_shape)
+        short = DIGIT_RUNS(b"00", token_shape)
         masked = _SHAPE_CACHE.get(short)
         if masked is None:
             masked = WILDCARD if _NUMERIC_TOKEN(token) is not None else _PATTERN.sub(WILDCARD, token)
@@ -337,7 +339,7 @@ def mask_tokens(text: str) -> list[str]:
     ``blk_-1608999687919862906`` and ``blk_-6952295868487656571`` mask alike). Pure numbers take a
     fast path; only new shapes go through the regular expression.
     """
-    if _TIME_HINT(text) is not None:
+    if TIME_HINT(text) is not None:
         text = DATETIME_PHRASE.sub(WILDCARD, text)
     if "B" in text:
         text = SIZE_PHRASE.sub(WILDCARD, text)

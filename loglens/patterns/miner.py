@@ -5,7 +5,8 @@ How a message is placed:
 1. Only its first line is used (a stack trace is templated by the line that says what happened;
    the frames below it are not part of the event kind).
 2. A cache keyed on the line's shape (its digits replaced by ``0``: lines that differ only in
-   their numbers share it), then on the masked line
+   their numbers share it), then on that shape with runs of digits shortened to ``00`` (numbers
+   of another length), then on the masked line
    (:func:`~loglens.patterns.masking.mask_tokens`), answers most lines with one or two dictionary
    look-ups.
 3. Otherwise the masked tokens are compared with the templates that have the same number of
@@ -31,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from loglens.model import Template
-from loglens.patterns.masking import HAS_DIGIT, WILDCARD, ZERO_DIGITS, mask_tokens
+from loglens.patterns.masking import DIGIT_RUNS, HAS_DIGIT, TIME_HINT, WILDCARD, ZERO_DIGITS, mask_tokens
 
 _CACHE_LIMIT = 100_000
 _PENDING_LIMIT = 100_000
@@ -194,6 +195,7 @@ class TemplateMiner:
         self._buckets: dict[tuple[int, str], list[_Cluster]] = {}
         self._by_rest: dict[tuple[str, ...], list[_Cluster]] = {}  # by all tokens but the first
         self._cache: dict[str | bytes, _Cluster] = {}  # by line shape (bytes) and masked line
+        self._short_cache: dict[bytes, _Cluster] = {}  # by line shape with digit runs shortened
         self._pending: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
         self._changed: dict[int, _Cluster] = {}
         self._merged_ids: dict[int, int] = {}  # merged template id -> id it was merged into
@@ -208,7 +210,10 @@ class TemplateMiner:
         shape = message.encode("utf-8", "surrogatepass").translate(ZERO_DIGITS)
         cluster = self._cache.get(shape)
         if cluster is None or not cluster.alive:
-            cluster = self._place(message, shape)
+            short = DIGIT_RUNS(b"00", shape)
+            cluster = self._short_cache.get(short)
+            if cluster is None or not cluster.alive:
+                cluster = self._place(message, shape, short)
         cluster.count += 1
         if timestamp_ns:
             if not cluster.first_seen or timestamp_ns < cluster.first_seen:
@@ -288,7 +293,7 @@ class TemplateMiner:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _place(self, line: str, shape: bytes) -> _Cluster:
+    def _place(self, line: str, shape: bytes, short: bytes) -> _Cluster:
         tokens = collapse_wildcards(mask_tokens(line))
         masked = " ".join(tokens)
         cluster = self._cache.get(masked)
@@ -304,6 +309,12 @@ class TemplateMiner:
         cache[masked] = cluster
         if HAS_DIGIT(masked) is None:
             cache[shape] = cluster  # every line of this shape masks to the same tokens
+            if TIME_HINT(line) is None:
+                # Only date-times depend on how many digits a number has (2005 is a year,
+                # 20051 is not); without one, every line of this short shape masks alike.
+                if len(self._short_cache) >= _CACHE_LIMIT:
+                    self._short_cache.clear()
+                self._short_cache[short] = cluster
         return cluster
 
     def _candidates(self, tokens: list[str]) -> list[_Cluster]:
