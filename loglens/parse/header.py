@@ -44,6 +44,7 @@ from loglens.parse.timestamps import (
     _frac_ns,
     _leading,
     _match_at,
+    _pick,
     _yearless,
     leading_ex,
     ts_from_groups,
@@ -268,7 +269,9 @@ def _fast(line: str, pos: int, hosty: bool) -> tuple[Level, int, dict[str, str],
 # (combined regex, timestamp format, fast path); groups 1-3 are the timestamp's
 _Layout = tuple[re.Pattern[str], TsFormat, _FastPath]
 _LAYOUTS: dict[tuple[int, bool, int], _Layout] = {}
-_layout: list[_Layout | None] = [None]
+_layout: list[_Layout | None] = [None]  # the previous line's
+# the last layout seen with each timestamp format (and bracketing), for streams mixing formats
+_LAYOUT_BY_FORMAT: dict[tuple[int, bool], _Layout] = {}
 
 
 def _learn_layout(fmt: TsFormat, bracketed: bool, fp: _FastPath) -> None:
@@ -280,6 +283,21 @@ def _learn_layout(fmt: TsFormat, bracketed: bool, fp: _FastPath) -> None:
         lay = (re.compile(head + fp[0]), fmt, fp)
         _LAYOUTS[key] = lay
     _layout[0] = lay
+    _LAYOUT_BY_FORMAT[(id(fmt), bracketed)] = lay
+
+
+def _try_layout(lay: _Layout, line: str) -> tuple[int | None, Level, int, dict[str, str]] | None:
+    m = lay[0].match(line)
+    if m is not None:
+        g = m.groups()
+        ts = ts_from_groups(lay[1], g[0], g[1], g[2])
+        if ts is not None:
+            fp = lay[2]
+            if not fp[2] or ts[1] == KIND_HOSTY:
+                res = fp[1](g)
+                if res is not None:
+                    return ts[0], res[0], m.end(), res[1]
+    return None
 
 
 def _bracket_end(line: str, i: int, n: int) -> int:
@@ -478,6 +496,15 @@ def _scan(
     return level, _skip_blanks(line, commit, n), late_ts
 
 
+def _starts_with_level(line: str) -> bool:
+    """Cheap test: could the first word be a header level (``ERROR``, ``Warning:``)?"""
+    parts = line.split(None, 1)
+    if not parts:
+        return False
+    word = parts[0]
+    return word in _HEADER_LEVELS or (word[-1:] == ":" and word[:-1] in _HEADER_LEVELS)
+
+
 def _skip_blanks(line: str, i: int, n: int) -> int:
     while i < n and (line[i] == " " or line[i] == "\t"):
         i += 1
@@ -569,6 +596,16 @@ def split_fields(line: str) -> tuple[int | None, Level, int, dict[str, str]]:
                         res = fp[1](g)
                         if res is not None:
                             return ts[0], res[0], m.end(), res[1]
+            # another format than the previous line's: the layout last seen with this one
+            bracketed = line[:1] == "["
+            fmt = _pick(line, 1 if bracketed else 0, True)
+            if fmt is not None:
+                other = _LAYOUT_BY_FORMAT.get((id(fmt), bracketed))
+                if other is not None and other is not lay:
+                    found = _try_layout(other, line)
+                    if found is not None:
+                        _layout[0] = other
+                        return found
         return _split(line)
     except (ValueError, IndexError, KeyError, OverflowError, TypeError):
         return None, _NO_HEADER_LEVEL, 0, {}
@@ -598,7 +635,7 @@ def _split(line: str) -> tuple[int | None, Level, int, dict[str, str]]:
         h = _with_pri(line)
     if h is not None:
         return h.timestamp, h.level, h.message_offset, h.fields
-    if c == "[" or "A" <= c <= "Z" or "a" <= c <= "z":
+    if c == "[" or (("A" <= c <= "Z" or "a" <= c <= "z") and _starts_with_level(line)):
         # a line that starts with a level, perhaps followed by a timestamp
         fields = {}
         level, off, late_ts = _scan(line, 0, fields, _NO_HEADER_LEVEL, False, False)

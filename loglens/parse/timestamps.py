@@ -121,9 +121,25 @@ def _secs(y: int, mo: int, d: int, h: int, mi: int, s: int) -> int | None:
     return days * 86400 + h * 3600 + mi * 60 + s
 
 
+_DATE_CACHE: dict[str, int | None] = {}  # "2024-01-15" (any separators) -> days since the epoch
+
+
 def _key_iso(k: str) -> int | None:  # 2024-01-15T10:00[:00] (also BGL and 2024/01/15 layouts)
-    return _secs(int(k[0:4]), int(k[5:7]), int(k[8:10]), int(k[11:13]), int(k[14:16]),
-                 int(k[17:19]) if len(k) > 16 else 0)  # fmt: skip
+    date = k[:10]
+    days = _DATE_CACHE.get(date, -1)
+    if days == -1:
+        days = _days(int(k[0:4]), int(k[5:7]), int(k[8:10]))
+        if len(_DATE_CACHE) > 4096:
+            _DATE_CACHE.clear()
+        _DATE_CACHE[date] = days
+    if days is None:
+        return None
+    h = int(k[11:13])
+    mi = int(k[14:16])
+    s = int(k[17:19]) if len(k) > 16 else 0
+    if h > 23 or mi > 59 or s > 60:
+        return None
+    return days * 86400 + h * 3600 + mi * 60 + s
 
 
 def _key_yy(k: str) -> int | None:  # 17/06/09 20:10:40

@@ -1,33 +1,38 @@
 """Masking: replace the variable parts of a log message with ``<*>`` before template mining.
 
-The rules are data (:data:`RULES`): each has a name, a regular expression and a short description
-of what it recognises, and they are tried in order at every position of the message (one
-combined regular expression, so masking costs one C-level scan of the line). A match is replaced
-by ``<*>``, except for the rules whose replacement keeps a constant prefix (``core.2275`` ->
-``core.<*>``, ``uid=0`` -> ``uid=<*>``).
+The rules are data (:data:`RULES`): each has a name, a regular expression, a description of what
+it recognises and an action (mask it, keep it as a constant, or keep a constant prefix). They are
+compiled into one regular expression (:func:`compile_rules`) applied to each *piece* of a token: a
+maximal run of characters other than whitespace and the delimiters ``()[]{}<>,;="'|`` (so that
+``key=value`` keeps ``key=`` and ``(TID 12)`` keeps its parentheses). Two line-level rules come
+first because they span several tokens: :data:`DATETIME_PHRASE` (``Fri Jun 17 07:07:00 2005``,
+``2015-10-18 18:01:47,978``) and :data:`SIZE_PHRASE` (``2.3 GiB``).
 
 Conventions follow the Loghub "corrected" ground truth (Khan et al., ICSE 2022), which is how most
 people write templates by hand:
 
-* a variable is replaced as a whole token piece: ``blk_-1608999687919862906`` -> ``<*>``,
-  ``/10.250.19.102:50010`` -> ``<*>``, ``2.3`` in ``2.3 GiB`` -> ``<*> GiB`` (a unit separated by a
-  space is kept as a word), ``12ms`` -> ``<*>`` (a unit glued to the number is part of it);
-* punctuation around a variable stays: ``(TID 12)`` -> ``(TID <*>)``, ``size 12,`` -> ``size <*>,``,
-  ``[173.234.31.186]`` -> ``[<*>]``, ``uid=0`` -> ``uid=<*>``;
-* words that merely contain a digit as part of a name stay constant when they look like names:
-  ``ssh2``, ``tty2``, ``Slf4jLogger``, ``HttpServer2``, ``IPv4`` (letters, then one digit,
-  optionally more letters). Anything else holding a digit is a variable: numbers, ``R02-M1-N0``,
-  ``attempt_1445_0020_m_000001_0``, ``rdd_2_0``, ``broadcast_0_piece0``, ``0x1f``, ``sha256``;
-* a name followed by a separator and a number keeps the name: ``core.2275`` -> ``core.<*>``,
-  ``jetty-6.1.26`` -> ``jetty-<*>``, ``PS/2`` -> ``PS/<*>``.
+* a variable is replaced as a whole piece: ``blk_-1608999687919862906``, ``/10.250.19.102:50010``,
+  ``attempt_1445144423722_0020_m_000000_0``, ``0x1f``, ``12ms``, ``R02-M1-N0-C:J12-U11`` are each
+  one ``<*>``; a size with its unit is one (``2.3 GiB``); a duration keeps its unit as a word when
+  a space separates them (``12 ms`` -> ``<*> ms``);
+* punctuation around a variable stays: ``(TID 12).`` -> ``(TID <*>).``, ``from 1.2.3.4: 11: Bye``
+  -> ``from <*>: <*>: Bye``, ``[1.2.3.4]`` -> ``[<*>]``, ``10.0.0.1:50010:Got`` -> ``<*>:Got``;
+* constant prefixes stay: ``uid=0`` -> ``uid=<*>``, ``batch:1`` -> ``batch:<*>``, ``core.2275`` ->
+  ``core.<*>``, ``jetty-6.1.26`` -> ``jetty-<*>``, ``Reader #1`` -> ``Reader #<*>``,
+  ``enable......0`` -> ``enable......<*>``, ``Event@7317849d`` -> ``Event@<*>``,
+  ``Foo.java:123`` -> ``Foo.java:<*>``; the key of ``r24=0x0f`` stays even with its digit;
+* names holding a digit stay constant when they look like names: ``ssh2``, ``jk2_init``,
+  ``Slf4jLogger``, ``log4j.properties``, ``IPv4`` (two letters, one digit, maybe more letters),
+  ``L2`` (a capital and a digit), protocol versions (``HTTP/1.1``, ``TLSv1.2``). Anything else
+  holding a digit is a variable.
 
-Recognised kinds (see :data:`RULES` for the exact expressions): URLs, e-mail addresses, UUIDs,
-IPv6 and IPv4 addresses with optional port and ``host/`` prefix, MAC addresses, file paths (two or
-more ``/``-separated parts), hexadecimal numbers (``0x...`` or 8+ hex digits with a digit), Hadoop
-block ids (``blk_-123``), dates and times (``2015-10-18``, ``18:01:47,978``), durations and sizes
-with a glued unit (``12ms``, ``1.5s``, ``10KB``), and any other digit-holding piece of a token.
-A piece of a token is a maximal run of characters other than whitespace and the delimiters
-``()[]{}<>,;="'|`` (``=`` makes ``key=value`` keep ``key=``).
+Recognised kinds (see :data:`RULES`): URLs, e-mail addresses, UUIDs, IPv4/IPv6 addresses with
+ports, MAC addresses, Unix and Windows paths, hexadecimal numbers, Hadoop block ids, dates and
+times, durations and sizes, numbers, and any other digit-holding piece. Rules marked
+``compiled=False`` only document a kind that the final ``digits`` rule already masks in full.
+
+:func:`mask` masks a text; :func:`mask_tokens` gives the masked tokens, much faster, with bounded
+caches keyed by token and by token *shape* (digits replaced by ``0``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,14 @@ How a message is placed:
    seen at the same positions with the rest of the message identical, those positions become
    ``<*>`` in the oldest of these templates (it keeps its id; its old text goes to its aliases),
    and the other templates that it now covers are merged into it (their texts become aliases too,
-   and ``merged`` counts them).
+   and ``merged`` counts them; :meth:`TemplateMiner.resolve` maps a merged id to the live one).
+   At most :data:`MAX_NEW_VARIABLES` positions become variables at once. The first word of a
+   message needs more evidence (:data:`FIRST_WORD_EVIDENCE`) and a longer message around it.
+   When the message differs only where masking found variables (the template was made from
+   ``for user root``, the message is ``for user 42``) and the template has seen fewer than
+   :data:`EVIDENCE` messages, it is generalised at once.
+5. A run of three or more ``<*>`` tokens counts as one (:func:`collapse_wildcards`): lists of
+   ids of varying length are one variable.
 
 Memory is bounded: at most ``max_templates`` templates; when a new one would exceed that, the
 least recently seen template is dropped (``evicted`` counts them). The caches are bounded too.
