@@ -145,12 +145,14 @@ def loglens_raw(lines: list[str]) -> list[str]:
 
 # -- stream -------------------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"\d+")
-_HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b[0-9a-f]{8,}\b")
+# Numbers that are values (not the digit of a name such as ``ssh2`` or ``jk2_init``) and hex ids.
+_NUMBER = re.compile(r"(?<![A-Za-z\d])\d+(?![A-Za-z\d])")
+_HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-f]*[a-f])(?=[a-f]*\d)[0-9a-f]{8,}\b")
 
 
 def make_stream(pool: list[str], n: int, seed: int = 7, header: Callable[[str], int] | None = None) -> list[str]:
-    """``n`` lines sampled from ``pool`` with numbers and hex ids re-drawn (new lengths too).
+    """``n`` lines sampled from ``pool`` with numbers and hex ids re-drawn (longer numbers with
+    new lengths too).
 
     With ``header`` (a function giving where a raw line's message starts), only the message part
     is changed: the headers stay valid timestamps, levels and components."""
@@ -158,12 +160,18 @@ def make_stream(pool: list[str], n: int, seed: int = 7, header: Callable[[str], 
     randrange = rnd.randrange
 
     def number(m: re.Match[str]) -> str:
-        width = max(1, len(m.group()) + randrange(-1, 2))
+        # Short numbers (time fields, small counts) keep their width; longer ones (ids, sizes,
+        # durations) may gain or lose a digit.
+        width = len(m.group())
+        if width > 2:
+            width += randrange(-1, 2)
         return str(randrange(10 ** (width - 1) if width > 1 else 0, 10**width))
 
     def hexa(m: re.Match[str]) -> str:
         text = m.group()
-        return ("0x" if text.startswith("0x") else "") + f"{rnd.getrandbits(32):x}"
+        head = "0x" if text.startswith("0x") else ""
+        width = len(text) - len(head)
+        return head + f"{rnd.getrandbits(4 * width):0{width}x}"
 
     out = []
     offsets = [header(line) for line in pool] if header else [0] * len(pool)

@@ -552,6 +552,79 @@ def stats(
     console.print(table)
 
 
+SPARKS = "▁▂▃▄▅▆▇█"
+LEVEL_LETTERS = {"FATAL": "F", "ERROR": "E", "WARN": "W", "INFO": "I", "DEBUG": "D", "TRACE": "T", "UNKNOWN": "?"}
+
+
+def sparkline(values: list[int]) -> str:
+    top = max(values) if values else 0
+    if top == 0:
+        return SPARKS[0] * len(values)
+    return "".join(" " if v == 0 else SPARKS[min(len(SPARKS) - 1, v * (len(SPARKS) - 1) // top)] for v in values)
+
+
+@app.command()
+def patterns(
+    args: Annotated[list[str] | None, typer.Argument(
+        help="QUERY to restrict the records, or: mine FILE (print each line's template as CSV).")] = None,
+    since: SinceOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    service: Annotated[str | None, typer.Option(help="Only this service.")] = None,
+    new: Annotated[bool, typer.Option("--new", help="Only patterns first seen in the window.")] = False,
+    limit: Annotated[int, typer.Option("-n", "--limit")] = 30,
+    raw: Annotated[bool, typer.Option("--raw", help="mine: the lines still have their headers.")] = False,
+    output: Annotated[str | None, typer.Option("-o", "--output",
+                                               help="table or json; for mine: csv or json.")] = None,
+    data: DataOpt = DEFAULT_DATA,
+    url: UrlOpt = None,
+) -> None:
+    """Log patterns ranked by count, with trend, level mix and an example; `patterns mine FILE` mines a file."""
+    words = args or []
+    if words and words[0] == "mine":
+        if len(words) != 2:
+            raise _fail("usage: loglens patterns mine FILE [--raw] [-o csv|json]  (FILE may be -)")
+        fmt = output or "csv"
+        if fmt not in ("csv", "json"):
+            raise _fail("-o is csv or json for mine")
+        from loglens.patterns.mine import mine_file
+
+        if words[1] != "-" and not Path(words[1]).is_file():
+            raise _fail(f"no such file: {words[1]}")
+        mine_file(words[1], raw=raw, fmt=fmt, out=sys.stdout)
+        return
+    query = " ".join(words)
+    start = _time_window(since, start)
+    output = output or "table"
+    if url:
+        result = _remote_get(url, "/api/v1/patterns", {"q": query, "from": start, "to": end, "limit": limit,
+                                                        "service": service, "new": str(new).lower()})
+    else:
+        from loglens.query.engine import PatternQueries
+
+        engine = _engine(data)
+        result = _local(lambda: PatternQueries(engine).list(query, start, end, limit, service, new))
+    if output == "json":
+        for p in result["patterns"]:
+            print(orjson.dumps(p).decode())
+        return
+    table = Table(box=None, show_header=True, header_style="bold")
+    for name in ("count", "trend", "levels", "id", "pattern"):
+        table.add_column(name, no_wrap=name != "pattern", overflow="fold")
+    for p in result["patterns"]:
+        levels = " ".join(f"{LEVEL_LETTERS.get(k, k)}:{v}" for k, v in sorted(
+            p["levels"].items(), key=lambda kv: -kv[1]))
+        pattern = Text(p["template"] or "?")
+        if p["new"]:
+            pattern = Text.assemble(("NEW ", "bold yellow"), pattern)
+        if p["example"]:
+            pattern.append("\n  " + p["example"]["line"].split("\n", 1)[0], style="dim")
+        table.add_row(f"{p['count']:,}", Text(sparkline(p["trend"]), style="cyan"), levels, str(p["id"]), pattern)
+    console.print(table)
+    console.print(f"[dim]{len(result['patterns'])} patterns from {result['from']} to {result['to']}; "
+                  f"trend points are {result['trend_interval_ms'] / 1000:g}s[/]")
+
+
 def main() -> None:
     app()
 

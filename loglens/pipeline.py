@@ -1,7 +1,8 @@
 """The write path every receiver shares: bounded queue → batch → parse → templates → commit → ack.
 
-Receivers turn bytes into raw items (a text record, already joined across continuation lines, or
-a decoded JSON object) and ``submit`` them. One worker thread drains the queue, merging small
+Receivers turn bytes into raw items (a text record, already joined across continuation lines, a
+decoded JSON object, or a :class:`LogRecord` a receiver built itself from a structured wire format
+such as OTLP, taken as it is) and ``submit`` them. One worker thread drains the queue, merging small
 submissions into batches, parses them, assigns templates, writes and commits, and only then
 resolves each submission's future: what a receiver acknowledges is durable.
 
@@ -15,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from loglens.store.base import Store
 
 log = logging.getLogger(__name__)
 
-RawItem = str | dict[str, Any]
+RawItem = str | dict[str, Any] | LogRecord
 Subscriber = Callable[[list[LogRecord]], None]
 
 
@@ -111,7 +112,7 @@ class Pipeline:
     def queued(self) -> int:
         return self._queued
 
-    def submit(self, items: list[RawItem], *, service: str = "", host: str = "", source: str = "",
+    def submit(self, items: Sequence[RawItem], *, service: str = "", host: str = "", source: str = "",
                received_ns: int | None = None, block: bool = False,
                timeout: float | None = None) -> Future[int]:
         """Queue raw items; the future resolves to the count stored once they are committed."""
@@ -127,7 +128,7 @@ class Pipeline:
                         raise QueueFullError(f"write queue full ({self._queued} records waiting)")
                     self._space.wait(remaining)
             self._queued += n
-        sub = Submission(items, service, host, source, received_ns or time.time_ns())
+        sub = Submission(list(items), service, host, source, received_ns or time.time_ns())
         if n == 0:
             sub.future.set_result(0)
             self._release(0)
@@ -220,6 +221,10 @@ class Pipeline:
             if isinstance(item, dict):
                 out.append(record_from_json(item, received_ns=sub.received_ns, service=sub.service,
                                             host=sub.host, source=sub.source))
+            elif isinstance(item, LogRecord):  # already parsed by its receiver: only templates remain
+                if not item.source:
+                    item.source = sub.source
+                out.append(item)
             else:
                 out.append(parse_line(item, received_ns=sub.received_ns, service=sub.service,
                                       host=sub.host, source=sub.source))

@@ -140,3 +140,21 @@ def test_second_server_on_same_data_is_refused(tmp_path: Path) -> None:
         assert r.returncode == 2 and "in use by another LogLens process" in r.stderr.decode()
     finally:
         stop_server(srv)
+
+
+def test_patterns_list_and_mine(tmp_path: Path) -> None:
+    plain, _, _ = write_fixtures(tmp_path)
+    data = str(tmp_path / "data")
+    run_cli("ingest", str(plain), "--service", "shop", "--data", data)
+    out = [orjson.loads(line) for line in
+           run_cli("patterns", "--data", data, "-o", "json").stdout.decode().splitlines()]
+    assert sum(p["count"] for p in out) == 4
+    assert all(p["example"]["service"] == "shop" for p in out)
+    table = run_cli("patterns", "level:ERROR", "--data", data, env={"COLUMNS": "200"}).stdout.decode()
+    assert "request failed with timeout" in table
+    mined = run_cli("patterns", "mine", "-", input=b"block 1 sent to 10.0.0.1\nblock 2 sent to 10.0.0.2\n")
+    lines = mined.stdout.decode().splitlines()
+    assert lines[0] == "LineId,EventTemplate"
+    assert [line.split(",", 1)[0] for line in lines[1:]] == ["1", "2"]
+    assert lines[1].split(",", 1)[1] == lines[2].split(",", 1)[1]
+    assert not (tmp_path / "loglens-data").exists()

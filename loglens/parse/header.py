@@ -83,7 +83,7 @@ _SYSLOG_SEVERITY = (_F, _F, _F, _E, _W, _I, _I, _D)
 _WORD = re.compile(r"([^\s\[\]]+)(?:\[(\d+)\])?(:?)(?=\s|$)")
 _SEP = re.compile(r"(?:-{1,3}|\||:)(?=\s|$)")
 _VERSION_TAG = re.compile(r"(\d[\w.]*):(?=\s|$)")
-_ZK_THREAD = re.compile(r"(.*):([A-Za-z_$][\w$.]*)@\d+$")
+_ZK_TAIL = re.compile(r"[A-Za-z_$][\w$.]*@\d+")
 _PID_TID = re.compile(r"(\d+)#(\d+)")
 _APACHE_PID = re.compile(r"pid (\d+)(?::tid (\d+))?")
 
@@ -110,6 +110,15 @@ _NO_HEADER_LEVEL = Level.UNKNOWN
 # the same format costs one regex match.
 _THREAD_RE = r"\[((?:[^\[\]]++|\[[^\[\]]*+\])*+)\]"  # one level of nesting
 _Tail = tuple[Level, dict[str, str]]
+
+
+def _zk_split(thread: str) -> tuple[str, str] | None:
+    """Zookeeper's ``[%t:%C{1}@%L]``: ("QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181",
+    "FastLeaderElection") from "QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774"."""
+    head, sep, tail = thread.rpartition(":")
+    if not sep or "@" not in tail or _ZK_TAIL.fullmatch(tail) is None:
+        return None
+    return head, tail[: tail.rindex("@")]
 
 
 def _thread_ok(thread: str | None) -> bool:
@@ -168,10 +177,10 @@ def _post_b(g: tuple[Any, ...]) -> _Tail | None:
     if level is None or len(thread) > 250 or thread.startswith("pid "):
         return None
     thread = thread.strip()
-    zk = _ZK_THREAD.match(thread)
+    zk = _zk_split(thread)
     if zk is None:
         return level, {"thread": thread}
-    return level, {"thread": zk.group(1), "component": zk.group(2)}
+    return level, {"thread": zk[0], "component": zk[1]}
 
 
 # host program[pid]:   (syslog, after a syslog / RFC 3339 T+zone timestamp only)
@@ -235,10 +244,11 @@ def _post_e(g: tuple[Any, ...]) -> _Tail | None:
 
 
 _Post = Callable[[tuple[Any, ...]], "_Tail | None"]
-# (tail regex source, post-processing, needs a host-capable timestamp, compiled tail)
-_FastPath = tuple[str, _Post, bool, re.Pattern[str]]
+# (tail regex source, post-processing, needs a host-capable timestamp, compiled tail, cache of
+# post-processing results by tail groups: header tails repeat far more than timestamps do)
+_FastPath = tuple[str, _Post, bool, re.Pattern[str], dict[tuple[Any, ...], Any]]
 _FAST: tuple[_FastPath, ...] = tuple(
-    (src, post, hosty, re.compile("()()()" + src))  # three empty groups stand for the timestamp's
+    (src, post, hosty, re.compile("()()()" + src), {})  # three empty groups stand for the timestamp's
     for src, post, hosty in (
         (_TAIL_A, _post_a, False),
         (_TAIL_E, _post_e, False),
@@ -270,6 +280,9 @@ def _fast(line: str, pos: int, hosty: bool) -> tuple[Level, int, dict[str, str],
 _Layout = tuple[re.Pattern[str], TsFormat, _FastPath]
 _LAYOUTS: dict[tuple[int, bool, int], _Layout] = {}
 _layout: list[_Layout | None] = [None]  # the previous line's
+# a whole-line shape (BGL) that matched the previous line: tried first; such lines have no leading
+# timestamp, so no layout could match them and the order does not change any result
+_special: list[Callable[[str], tuple[int | None, Level, int, dict[str, str]] | None] | None] = [None]
 # the last layout seen with each timestamp format (and bracketing), for streams mixing formats
 _LAYOUT_BY_FORMAT: dict[tuple[int, bool], _Layout] = {}
 
@@ -286,6 +299,25 @@ def _learn_layout(fmt: TsFormat, bracketed: bool, fp: _FastPath) -> None:
     _LAYOUT_BY_FORMAT[(id(fmt), bracketed)] = lay
 
 
+_NO_TAIL = (_NO_HEADER_LEVEL, None)  # cached "post-processing refused these groups"
+
+
+def _post_cached(fp: _FastPath, g: tuple[Any, ...]) -> _Tail | None:
+    """``fp``'s post-processing of the tail groups ``g[3:]``, cached; the fields dict returned is a
+    fresh copy the caller may keep."""
+    cache = fp[4]
+    key = g[3:]
+    res = cache.get(key)
+    if res is None:
+        res = fp[1](g) or _NO_TAIL
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[key] = res
+    if res[1] is None:
+        return None
+    return res[0], dict(res[1])
+
+
 def _try_layout(lay: _Layout, line: str) -> tuple[int | None, Level, int, dict[str, str]] | None:
     m = lay[0].match(line)
     if m is not None:
@@ -294,7 +326,7 @@ def _try_layout(lay: _Layout, line: str) -> tuple[int | None, Level, int, dict[s
         if ts is not None:
             fp = lay[2]
             if not fp[2] or ts[1] == KIND_HOSTY:
-                res = fp[1](g)
+                res = _post_cached(fp, g)
                 if res is not None:
                     return ts[0], res[0], m.end(), res[1]
     return None
@@ -490,9 +522,9 @@ def _scan(
                 continue
         break
     if "thread" in fields and "component" not in fields:
-        zk = _ZK_THREAD.match(fields["thread"])
+        zk = _zk_split(fields["thread"])
         if zk is not None:
-            fields["thread"], fields["component"] = zk.group(1), zk.group(2)
+            fields["thread"], fields["component"] = zk
     return level, _skip_blanks(line, commit, n), late_ts
 
 
@@ -511,14 +543,13 @@ def _skip_blanks(line: str, i: int, n: int) -> int:
     return i
 
 
-def _bgl(line: str) -> Header | None:
+def _bgl(line: str) -> tuple[int | None, Level, int, dict[str, str]] | None:
     m = _BGL.match(line)
     if m is None:
         return None
-    frac = m.group(4) or ""
-    ns = int(m.group(2)) * 1_000_000_000 + (int(frac.ljust(9, "0")[:9]) if frac else 0)
-    fields = {"node": m.group(3), "component": m.group(6)}
-    return Header(ns, normalize_level(m.group(7)), m.end(), fields)
+    _label, epoch, node, frac, _type, comp, lvl = m.groups()
+    ns = int(epoch) * 1_000_000_000 + (_frac_ns(frac) if frac else 0)
+    return ns, normalize_level(lvl), m.end(), {"node": node, "component": comp}
 
 
 def _glog(line: str) -> Header | None:
@@ -583,6 +614,11 @@ def split_fields(line: str) -> tuple[int | None, Level, int, dict[str, str]]:
     if nl >= 0:
         line = line[:nl]
     try:
+        special = _special[0]
+        if special is not None and FAST_PATHS[0]:
+            found = special(line)
+            if found is not None:
+                return found
         lay = _layout[0]
         if lay is not None and FAST_PATHS[0]:
             # the layout of the previous line, timestamp and tail in one regex
@@ -593,9 +629,16 @@ def split_fields(line: str) -> tuple[int | None, Level, int, dict[str, str]]:
                 if ts is not None:
                     fp = lay[2]
                     if not fp[2] or ts[1] == KIND_HOSTY:
-                        res = fp[1](g)
-                        if res is not None:
-                            return ts[0], res[0], m.end(), res[1]
+                        cache = fp[4]
+                        key = g[3:]
+                        res = cache.get(key)
+                        if res is None:
+                            res = fp[1](g) or _NO_TAIL
+                            if len(cache) >= 4096:
+                                cache.clear()
+                            cache[key] = res
+                        if res[1] is not None:
+                            return ts[0], res[0], m.end(), dict(res[1])
             # another format than the previous line's: the layout last seen with this one
             bracketed = line[:1] == "["
             fmt = _pick(line, 1 if bracketed else 0, True)
@@ -616,6 +659,7 @@ def _split(line: str) -> tuple[int | None, Level, int, dict[str, str]]:
     if found is not None:
         ns, end, kind, fmt, bracketed = found
         hosty = kind == KIND_HOSTY
+        _special[0] = None
         if FAST_PATHS[0]:
             fast = _fast(line, end, hosty)
             if fast is not None:
@@ -630,7 +674,10 @@ def _split(line: str) -> tuple[int | None, Level, int, dict[str, str]]:
         if c in _GLOG_LEVEL and "0" <= line[1:2] <= "9":
             h = _glog(line)
         if h is None and (line[1:2] == " " or line[:12].find(" ") > 1):
-            h = _bgl(line)
+            bgl = _bgl(line)
+            if bgl is not None:
+                _special[0] = _bgl  # lines without a leading timestamp never go to a layout
+                return bgl
     elif c == "<":
         h = _with_pri(line)
     if h is not None:

@@ -6,7 +6,8 @@ How a message is placed:
    the frames below it are not part of the event kind).
 2. A cache keyed on the line's shape (its digits replaced by ``0``: lines that differ only in
    their numbers share it), then on that shape with runs of digits shortened to ``00`` (numbers
-   of another length), then on the masked line
+   of another length), then on the shape again for templates that keep a digit (``ssh2``: the
+   line must have the same text there), then on the masked line
    (:func:`~loglens.patterns.masking.mask_tokens`), answers most lines with one or two dictionary
    look-ups.
 3. Otherwise the masked tokens are compared with the templates that have the same number of
@@ -203,6 +204,8 @@ class TemplateMiner:
         self._by_rest: dict[tuple[str, ...], list[_Cluster]] = {}  # by all tokens but the first
         self._cache: dict[str | bytes, _Cluster] = {}  # by line shape (bytes) and masked line
         self._short_cache: dict[bytes, _Cluster] = {}  # by line shape with digit runs shortened
+        # by line shape, for templates that keep digits: (template, [(offset, kept text)])
+        self._kept_cache: dict[bytes, tuple[_Cluster, tuple[tuple[int, str], ...]]] = {}
         self._pending: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
         self._changed: dict[int, _Cluster] = {}
         self._merged_ids: dict[int, int] = {}  # merged template id -> id it was merged into
@@ -220,7 +223,9 @@ class TemplateMiner:
             short = DIGIT_RUNS(b"00", shape)
             cluster = self._short_cache.get(short)
             if cluster is None or not cluster.alive:
-                cluster = self._place(message, shape, short)
+                cluster = self._kept_lookup(message, shape)
+                if cluster is None:
+                    cluster = self._place(message, shape, short)
         cluster.count += 1
         if timestamp_ns:
             if not cluster.first_seen or timestamp_ns < cluster.first_seen:
@@ -297,6 +302,8 @@ class TemplateMiner:
                     self._merged_ids[cluster.id] = general.id
                     break
         self._cache.clear()
+        self._short_cache.clear()
+        self._kept_cache.clear()
 
     # -- internals --------------------------------------------------------------------------
 
@@ -314,7 +321,9 @@ class TemplateMiner:
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
         cache[masked] = cluster
-        if HAS_DIGIT(masked) is None:
+        if HAS_DIGIT(masked) is not None:
+            self._remember_kept(line, shape, tokens, cluster)
+        else:
             cache[shape] = cluster  # every line of this shape masks to the same tokens
             if TIME_HINT(line) is None:
                 # Only date-times depend on how many digits a number has (2005 is a year,
@@ -322,6 +331,37 @@ class TemplateMiner:
                 if len(self._short_cache) >= _CACHE_LIMIT:
                     self._short_cache.clear()
                 self._short_cache[short] = cluster
+        return cluster
+
+    def _remember_kept(self, line: str, shape: bytes, tokens: list[str], cluster: _Cluster) -> None:
+        """Cache a line whose template keeps digits (``port <*> ssh2``): a line of the same shape
+        has the same template when it has the same text where those digits are."""
+        checks: list[tuple[int, str]] = []
+        start = 0
+        for token in tokens:
+            if HAS_DIGIT(token) is None:
+                continue
+            for part in token.split(WILDCARD):
+                if HAS_DIGIT(part) is not None:
+                    at = line.find(part, start)
+                    if at < 0:
+                        return
+                    checks.append((at, part))
+                    start = at + len(part)
+        if len(self._kept_cache) >= _CACHE_LIMIT:
+            self._kept_cache.clear()
+        self._kept_cache[shape] = (cluster, tuple(checks))
+
+    def _kept_lookup(self, line: str, shape: bytes) -> _Cluster | None:
+        entry = self._kept_cache.get(shape)
+        if entry is None:
+            return None
+        cluster, checks = entry
+        if not cluster.alive:
+            return None
+        for at, part in checks:
+            if not line.startswith(part, at):
+                return None
         return cluster
 
     def _candidates(self, tokens: list[str]) -> list[_Cluster]:

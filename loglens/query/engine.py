@@ -149,3 +149,92 @@ class QueryEngine:
             "before": [record_dict(r) for r in older],
             "after": [record_dict(r) for r in newer],
         }
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+#: Points in a pattern's trend line.
+TREND_POINTS = 24
+
+
+class PatternQueries:
+    """Patterns (templates) ranked by how often they occur in a window, with trend and an example."""
+
+    def __init__(self, engine: QueryEngine) -> None:
+        self.engine = engine
+        self.store = engine.store
+
+    def list(self, q: str | None, start: str | None = None, end: str | None = None, limit: int = 50,
+             service: str | None = None, new_only: bool = False) -> dict[str, Any]:
+        if not 1 <= limit <= 1000:
+            raise ParameterError("limit must be between 1 and 1000")
+        query = q or ""
+        if service:
+            query = f"({query}) service:{_quote(service)}" if query.strip() else f"service:{_quote(service)}"
+        plan = self.engine.plan(query)
+        time = self.engine.time_range(start, end)
+        lo, hi = time.start, time.end
+        if lo is None or hi is None:  # an open end: the data's own span, so the trend has no empty tail
+            stats = self.store.stats()
+            now = now_ns()
+            if hi is None:
+                hi = max(stats.last_timestamp or now, lo or 0) if lo is None else now
+            if lo is None:
+                lo = min(stats.first_timestamp or hi, hi)
+        counts = self.store.template_counts(plan, time)
+        templates = {t.id: t for t in self.store.templates()}
+        rows = []
+        for tid, levels in counts.items():
+            template = templates.get(tid)
+            total = sum(levels.values())
+            first_seen = template.first_seen if template else 0
+            # "new" needs a window start to be new against
+            is_new = template is not None and time.start is not None and first_seen >= time.start
+            if new_only and not is_new:
+                continue
+            rows.append((total, tid, levels, template, is_new))
+        rows.sort(key=lambda r: (-r[0], r[1]))
+        rows = rows[:limit]
+        interval_ns = max(MS, -(-(hi - lo) // TREND_POINTS))
+        base = lo // interval_ns * interval_ns
+        trends = self.store.template_trends([r[1] for r in rows], time, interval_ns)
+        patterns = []
+        for total, tid, levels, template, is_new in rows:
+            trend = [0] * TREND_POINTS
+            for start_ns, n in trends.get(tid, {}).items():
+                index = (start_ns - base) // interval_ns
+                if 0 <= index < TREND_POINTS:
+                    trend[index] += n
+            example = self.store.search(self.engine.plan(f"({query}) template:{tid}" if query.strip()
+                                                         else f"template:{tid}"), time, 1).records
+            patterns.append({
+                "id": tid,
+                "template": template.text if template else None,
+                "count": total,
+                "levels": dict(sorted(levels.items())),
+                "first_seen": format_ts(template.first_seen) if template and template.first_seen else None,
+                "last_seen": format_ts(template.last_seen) if template and template.last_seen else None,
+                "new": is_new,
+                "trend": trend,
+                "example": record_dict(example[0]) if example else None,
+            })
+        return {"from": format_ts(lo), "to": format_ts(hi), "trend_interval_ms": interval_ns // MS,
+                "patterns": patterns}
+
+    def get(self, template_id: int, start: str | None = None, end: str | None = None,
+            interval: str | None = "auto") -> dict[str, Any]:
+        templates = {t.id: t for t in self.store.templates()}
+        template = templates.get(template_id)
+        if template is None:
+            raise KeyError(template_id)
+        hist = self.engine.histogram(f"template:{template_id}", start, end, interval)
+        return {
+            "id": template.id, "template": template.text, "aliases": template.aliases,
+            "count": template.count,
+            "first_seen": format_ts(template.first_seen) if template.first_seen else None,
+            "last_seen": format_ts(template.last_seen) if template.last_seen else None,
+            "interval_ms": hist.interval_ns // MS,
+            "buckets": [{"start": format_ts(b.start), "total": b.total, "counts": b.counts} for b in hist.buckets],
+        }

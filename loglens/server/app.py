@@ -20,7 +20,7 @@ from loglens.ingest import http_routers, start_receivers
 from loglens.ingest.bodies import BodyError, decode_body
 from loglens.model import LogRecord
 from loglens.pipeline import Pipeline, QueueFullError
-from loglens.query.engine import ParameterError, QueryEngine, record_dict
+from loglens.query.engine import ParameterError, PatternQueries, QueryEngine, record_dict
 from loglens.query.errors import QueryError
 from loglens.query.timerange import now_ns, parse_duration
 from loglens.store import open_store
@@ -181,6 +181,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             to: str | None = None, limit: int = 10) -> ORJSONResponse:
         values = rt().engine.top(field, q, from_, to, limit)
         return ORJSONResponse({"field": field, "values": [{"value": v.value, "count": v.count} for v in values]})
+
+    @app.get("/api/v1/patterns")
+    def patterns(q: str = "", from_: str | None = Query(None, alias="from"), to: str | None = None,
+                 limit: int = 50, service: str | None = None, new: bool = False) -> ORJSONResponse:
+        return ORJSONResponse(PatternQueries(rt().engine).list(q, from_, to, limit, service, new))
+
+    @app.get("/api/v1/patterns/{template_id}")
+    def pattern(template_id: int, from_: str | None = Query(None, alias="from"), to: str | None = None,
+                interval: str = "auto") -> ORJSONResponse:
+        try:
+            return ORJSONResponse(PatternQueries(rt().engine).get(template_id, from_, to, interval))
+        except KeyError:
+            return _error(404, f"no pattern {template_id}")
 
     @app.get("/api/v1/records/{record_id}")
     def record(record_id: str) -> ORJSONResponse:

@@ -89,6 +89,14 @@ class Store(abc.ABC):
     def top(self, plan: Plan, time: TimeRange, field_name: str, limit: int) -> list[TopValue]: ...
 
     @abc.abstractmethod
+    def template_counts(self, plan: Plan, time: TimeRange) -> dict[int, dict[str, int]]:
+        """Matching records per template id, by level name."""
+
+    @abc.abstractmethod
+    def template_trends(self, template_ids: list[int], time: TimeRange, interval_ns: int) -> dict[int, dict[int, int]]:
+        """Per template: bucket start (ns) -> records, for buckets of ``interval_ns``."""
+
+    @abc.abstractmethod
     def get(self, record_id: int) -> LogRecord | None: ...
 
     @abc.abstractmethod

@@ -245,3 +245,38 @@ def test_retention_drops_old_days_at_start(tmp_path: Path) -> None:
         assert len([p for p in (data / "shards").iterdir() if p.suffix == ".db"]) == 1
     finally:
         stop_server(srv)
+
+
+def test_patterns_ranked_with_trend_levels_and_example(server: Server) -> None:
+    base = 1_763_632_800
+    lines = []
+    for i in range(60):
+        lines.append({"timestamp": base + i * 60, "level": "info",
+                      "message": f"user u{i} logged in from 10.0.{i % 7}.{i % 5} in {i + 3} ms"})
+        if i % 3 == 0:
+            lines.append({"timestamp": base + i * 60 + 1, "level": "error",
+                          "message": f"payment {1000 + i} failed: card declined by bank {i % 4}"})
+    lines.append({"timestamp": base + 3600, "level": "warn", "message": "disk almost full"})
+    with server.client() as c:
+        assert c.post("/api/v1/logs", content=ndjson(*lines)).status_code == 200
+        out = c.get("/api/v1/patterns", params={"from": str(base), "to": str(base + 3600)}).json()
+        counts = [(p["count"], p["template"]) for p in out["patterns"]]
+        assert counts[0] == (60, "user <*> logged in from <*> in <*> ms")
+        assert counts[1][0] == 20 and counts[1][1].startswith("payment <*> failed")
+        assert counts[2] == (1, "disk almost full")
+        first = out["patterns"][0]
+        assert first["levels"] == {"INFO": 60}
+        assert sum(first["trend"]) == 60 and len(first["trend"]) == 24
+        assert first["example"]["message"].startswith("user u59 ")
+        assert all(p["new"] for p in out["patterns"])
+        errors = c.get("/api/v1/patterns", params={"q": "level:ERROR"}).json()["patterns"]
+        assert [p["count"] for p in errors] == [20]
+        tid = out["patterns"][1]["id"]
+        assert c.get("/api/v1/count", params={"q": f"template:{tid}"}).json() == {"count": 20}
+        detail = c.get(f"/api/v1/patterns/{tid}", params={"interval": "1h", "from": str(base),
+                                                         "to": str(base + 7200)}).json()
+        assert detail["template"] == out["patterns"][1]["template"]
+        assert sum(b["total"] for b in detail["buckets"]) == 20
+        assert c.get("/api/v1/patterns/99999").status_code == 404
+        none_new = c.get("/api/v1/patterns", params={"from": str(base + 1800), "new": "true"}).json()
+        assert [p["template"] for p in none_new["patterns"]] == ["disk almost full"]

@@ -174,3 +174,22 @@ def test_second_writer_is_refused_but_readers_see_data(tmp_path: Path) -> None:
 def test_reader_on_missing_directory_says_so(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no LogLens data"):
         open_store(str(tmp_path / "nothing"))
+
+
+def test_template_counts_and_trends_equal_brute_force(loaded: tuple[EmbeddedStore, list[LogRecord]]) -> None:
+    store, records = loaded
+    time = TimeRange(BASE + 1800 * SECOND, BASE + 50 * 3600 * SECOND + 5)
+    for query in ("", "level>=WARN service:billing", "timeout"):
+        plan = plan_query(query, store.known_attributes())
+        expected: dict[int, dict[str, int]] = {}
+        for r in brute(records, query, store, time):
+            levels = expected.setdefault(r.template_id, {})
+            levels[r.level.name] = levels.get(r.level.name, 0) + 1
+        assert store.template_counts(plan, time) == expected
+    trends = store.template_trends([1, 2], time, 3600 * SECOND)
+    for template in (1, 2):
+        expected_trend: dict[int, int] = {}
+        for r in brute(records, f"template:{template}", store, time):
+            start = (r.id >> SEQ_BITS) // 3_600_000 * 3_600_000 * MS
+            expected_trend[start] = expected_trend.get(start, 0) + 1
+        assert trends[template] == expected_trend

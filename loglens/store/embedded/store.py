@@ -457,7 +457,10 @@ class EmbeddedStore(Store):
             conn = self._reader(shard)
             s_lo, s_hi = max(lo, shard.lo), min(hi, shard.hi)
             if rollup is not None and (interval_ms is None or interval_ms % MINUTE_MS == 0):
-                self._aggregate_rollup(conn, rollup, s_lo, s_hi, interval_ms, counts)
+                bucket_sql = "0" if interval_ms is None else f"{{t}} / {interval_ms} * {interval_ms}"
+                for key, level, n in self._rolled_up(conn, "rollup_minute", [bucket_sql, "level"], rollup, s_lo,
+                                                     s_hi):
+                    counts[(key, level)] += n
             elif fts.exact and fts.expr is not None:
                 self._aggregate_fts(conn, fts.expr, s_lo, s_hi, interval_ms, counts)
             else:
@@ -467,34 +470,36 @@ class EmbeddedStore(Store):
         buckets: dict[int, Bucket] = {}
         for (start_ms, level), n in sorted(counts.items()):
             bucket = buckets.setdefault(start_ms, Bucket(start=start_ms * MS))
-            bucket.counts[Level(level).name] = bucket.counts.get(Level(level).name, 0) + n
+            name = _LEVELS[level].name
+            bucket.counts[name] = bucket.counts.get(name, 0) + n
         return list(buckets.values())
 
-    def _aggregate_rollup(self, conn: _Conn, rollup: tuple[str, list[int]], lo: int, hi: int,
-                          interval_ms: int | None, counts: Counter[tuple[int, int]]) -> None:
+    def _rolled_up(self, conn: _Conn, table: str, columns: list[str], rollup: tuple[str, list[int]],
+                   lo: int, hi: int) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``columns`` + count over ids ``lo..hi``: whole minutes (or hours) from a rollup table,
+        the partial ones at the edges counted from ``records``.
+
+        ``{t}`` in a column stands for the time in ms; rollup tables and ``records`` share the column
+        names ``level``, ``service`` and ``template``, so one WHERE clause serves both.
+        """
         where, params = rollup
-        lo_ms, hi_ms = lo >> SEQ_BITS, hi >> SEQ_BITS
-        first_full = -(-lo_ms // MINUTE_MS)  # first minute that starts inside the range
-        end_full = (hi_ms + 1) // MINUTE_MS  # minutes before this one end inside the range
-        bucket_sql = "0" if interval_ms is None else f"(minute * {MINUTE_MS}) / {interval_ms} * {interval_ms}"
+        unit, key = (MINUTE_MS, "minute") if table == "rollup_minute" else (HOUR_MS, "hour")
+        group = ", ".join(str(i + 1) for i in range(len(columns)))
+        first_full = -(-(lo >> SEQ_BITS) // unit)  # first unit that starts inside the range
+        end_full = ((hi >> SEQ_BITS) + 1) // unit  # units before this one end inside the range
+        edges = [(lo, hi)]
         if first_full < end_full:
-            for key, level, n in conn.execute(
-                f"SELECT {bucket_sql}, level, sum(n) FROM rollup_minute WHERE minute >= ? AND minute < ?"
-                f" AND {where} GROUP BY 1, 2", [first_full, end_full, *params]
-            ):
-                counts[(key, level)] += n
-            edges = [(lo, ((first_full * MINUTE_MS) << SEQ_BITS) - 1), ((end_full * MINUTE_MS) << SEQ_BITS, hi)]
-        else:
-            edges = [(lo, hi)]
-        row_bucket = "0" if interval_ms is None else f"((id >> {SEQ_BITS}) / {interval_ms}) * {interval_ms}"
+            select = ", ".join(c.format(t=f"({key} * {unit})") for c in columns)
+            yield from conn.execute(
+                f"SELECT {select}, sum(n) FROM {table} WHERE {key} >= ? AND {key} < ? AND {where} GROUP BY {group}",
+                [first_full, end_full, *params])
+            edges = [(lo, ((first_full * unit) << SEQ_BITS) - 1), ((end_full * unit) << SEQ_BITS, hi)]
+        select = ", ".join(c.format(t=f"(id >> {SEQ_BITS})") for c in columns)
         for e_lo, e_hi in edges:
-            if e_lo > e_hi:
-                continue
-            for key, level, n in conn.execute(
-                f"SELECT {row_bucket}, level, count(*) FROM records WHERE id BETWEEN ? AND ? AND {where}"
-                " GROUP BY 1, 2", [e_lo, e_hi, *params]
-            ):
-                counts[(key, level)] += n
+            if e_lo <= e_hi:
+                yield from conn.execute(
+                    f"SELECT {select}, count(*) FROM records WHERE id BETWEEN ? AND ? AND {where} GROUP BY {group}",
+                    [e_lo, e_hi, *params])
 
     def _aggregate_fts(self, conn: _Conn, expr: str, lo: int, hi: int,
                        interval_ms: int | None, counts: Counter[tuple[int, int]]) -> None:
@@ -513,9 +518,11 @@ class EmbeddedStore(Store):
         if rollup is not None and field_name in ("service", "level"):
             # Pre-aggregated minutes, exact rows at the edges: the same path as histograms.
             for shard in self._shards():
-                if shard.overlaps(lo, hi):
-                    self._top_rollup(self._reader(shard), rollup, max(lo, shard.lo), min(hi, shard.hi),
-                                     field_name, counter)
+                if not shard.overlaps(lo, hi):
+                    continue
+                for key, n in self._rolled_up(self._reader(shard), "rollup_minute", [field_name], rollup,
+                                              max(lo, shard.lo), min(hi, shard.hi)):
+                    counter[_LEVELS[key].name if field_name == "level" else self.catalog.name("service", key)] += n
         else:
             fts = self._fts(plan)
             for shard in self._shards():
@@ -529,35 +536,16 @@ class EmbeddedStore(Store):
         ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))  # ties by value: stable answers
         return [TopValue(value=v, count=n) for v, n in ranked[:limit]]
 
-    def _top_rollup(self, conn: _Conn, rollup: tuple[str, list[int]], lo: int, hi: int,
-                    field_name: str, counter: Counter[str]) -> None:
-        where, params = rollup
-        lo_ms, hi_ms = lo >> SEQ_BITS, hi >> SEQ_BITS
-        first_full = -(-lo_ms // MINUTE_MS)
-        end_full = (hi_ms + 1) // MINUTE_MS
-        queries = []
-        if first_full < end_full:
-            queries.append((
-                f"SELECT {field_name}, sum(n) FROM rollup_minute WHERE minute >= ? AND minute < ? AND {where}"
-                " GROUP BY 1", [first_full, end_full, *params]))
-            edges = [(lo, ((first_full * MINUTE_MS) << SEQ_BITS) - 1), ((end_full * MINUTE_MS) << SEQ_BITS, hi)]
-        else:
-            edges = [(lo, hi)]
-        for e_lo, e_hi in edges:
-            if e_lo <= e_hi:
-                queries.append((
-                    f"SELECT {field_name}, count(*) FROM records WHERE id BETWEEN ? AND ? AND {where} GROUP BY 1",
-                    [e_lo, e_hi, *params]))
-        for sql, args in queries:
-            for key, n in conn.execute(sql, args):
-                value = Level(key).name if field_name == "level" else self.catalog.name("service", key)
-                counter[value] += n
-
-    def template_counts(self, plan: Plan, time: TimeRange) -> Counter[int]:
-        """Records per template id matching ``plan`` in ``time``."""
+    def template_counts(self, plan: Plan, time: TimeRange) -> dict[int, dict[str, int]]:
         lo, hi = id_range(time)
         rollup = self._rollup_where(plan)
-        counter: Counter[int] = Counter()
+        counts: dict[int, dict[str, int]] = {}
+
+        def add(template: int, level: int, n: int) -> None:
+            levels = counts.setdefault(template, {})
+            name = _LEVELS[level].name
+            levels[name] = levels.get(name, 0) + n
+
         fts = self._fts(plan)
         for shard in self._shards():
             if not shard.overlaps(lo, hi):
@@ -566,27 +554,29 @@ class EmbeddedStore(Store):
             s_lo, s_hi = max(lo, shard.lo), min(hi, shard.hi)
             if rollup is None:
                 for rec in self._matching(conn, plan, fts, s_lo, s_hi, None):
-                    counter[rec.template_id] += 1
-                continue
-            where, params = rollup
-            first_full = -(-(s_lo >> SEQ_BITS) // HOUR_MS)
-            end_full = ((s_hi >> SEQ_BITS) + 1) // HOUR_MS
-            if first_full < end_full:
-                for tid, n in conn.execute(
-                    f"SELECT template, sum(n) FROM rollup_template WHERE hour >= ? AND hour < ? AND {where}"
-                    " GROUP BY 1", [first_full, end_full, *params]):
-                    counter[tid] += n
-                edges = [(s_lo, ((first_full * HOUR_MS) << SEQ_BITS) - 1),
-                         ((end_full * HOUR_MS) << SEQ_BITS, s_hi)]
+                    add(rec.template_id, int(rec.level), 1)
             else:
-                edges = [(s_lo, s_hi)]
-            for e_lo, e_hi in edges:
-                if e_lo <= e_hi:
-                    for tid, n in conn.execute(
-                        f"SELECT template, count(*) FROM records WHERE id BETWEEN ? AND ? AND {where}"
-                        " GROUP BY 1", [e_lo, e_hi, *params]):
-                        counter[tid] += n
-        return counter
+                for template, level, n in self._rolled_up(conn, "rollup_template", ["template", "level"], rollup,
+                                                          s_lo, s_hi):
+                    add(template, level, n)
+        return counts
+
+    def template_trends(self, template_ids: list[int], time: TimeRange, interval_ns: int) -> dict[int, dict[int, int]]:
+        lo, hi = id_range(time)
+        interval_ms = max(1, interval_ns // MS)
+        trends: dict[int, dict[int, int]] = {t: {} for t in template_ids}
+        for shard in self._shards():
+            if not shard.overlaps(lo, hi):
+                continue
+            conn = self._reader(shard)
+            s_lo, s_hi = max(lo, shard.lo), min(hi, shard.hi)
+            for template in template_ids:
+                trend = trends[template]
+                for start, n in conn.execute(
+                    f"SELECT ((rowid >> {SEQ_BITS}) / {interval_ms}) * {interval_ms}, count(*) FROM fts"
+                    " WHERE fts MATCH ? AND rowid BETWEEN ? AND ? GROUP BY 1", (f'"__t{template}"', s_lo, s_hi)):
+                    trend[start * MS] = trend.get(start * MS, 0) + n
+        return trends
 
     def get(self, record_id: int) -> LogRecord | None:
         day = (record_id >> SEQ_BITS) // DAY_MS
