@@ -53,7 +53,7 @@ def check(root: Path, system: str, verbose: bool = False) -> tuple[int, int, int
             good += 1
         elif verbose and shown < 5:
             shown += 1
-            print(f"  {system} MISS: {line[:150]!r}\n    got: {line[header.message_offset:][:100]!r}")
+            print(f"  {system} MISS: {line[:150]!r}\n    got: {line[header.message_offset :][:100]!r}")
     return good, len(rows), differ
 
 

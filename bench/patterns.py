@@ -297,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         report(inp, "LogLens", len(messages), seconds, miner)
         seconds, miner = timed(streaming_loglens_raw, raw_lines)
         report(inp, "LogLens --raw", len(raw_lines), seconds, miner)
+        seconds, _ = timed(lambda lines: [raw_message(line) for line in lines], raw_lines)
+        report(inp, "(header split only)", len(raw_lines), seconds, None)
         if have_drain3:
             seconds, d3 = timed(streaming_drain3, messages)
             report(inp, "Drain3 default", len(messages), seconds, len(d3.drain.clusters))

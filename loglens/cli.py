@@ -504,6 +504,7 @@ def _tail_local(data: str, query: str, output: str, lines: int) -> None:
     engine = _engine(data)
     page = _local(lambda: engine.search(query, None, None, max(lines, 1)))
     last = page.records[0].id if page.records else 0
+    last_ts = page.records[0].timestamp if page.records else None
     if lines:
         _print_records([record_dict(r) for r in reversed(page.records)], output)
     plan = _local(lambda: engine.plan(query))
@@ -512,10 +513,11 @@ def _tail_local(data: str, query: str, output: str, lines: int) -> None:
     while True:
         time.sleep(0.5)
         engine.store.refresh()
-        fresh = engine.store.search(plan, TimeRange(), 1000)
+        # newest first by time: only what is no older than the last record shown needs looking at
+        fresh = engine.store.search(plan, TimeRange(start=last_ts), 1000)
         new = [r for r in fresh.records if r.id > last]
         if new:
-            last = new[0].id
+            last, last_ts = new[0].id, new[0].timestamp
             _print_records([record_dict(r) for r in reversed(new)], output)
 
 

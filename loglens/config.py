@@ -22,9 +22,9 @@ class Settings(BaseSettings):
     max_queued: int = 200_000
 
     # Receivers (see docs/ingest.md). The HTTP ones share the API port and are on by default.
-    elastic: bool = False
-    loki: bool = False
-    otlp: bool = False
+    elastic: bool = True
+    loki: bool = True
+    otlp: bool = True
     #: UDP and TCP port for syslog (RFC 5424 and 3164); 0 = off.
     syslog_port: int = 0
     #: TCP port for the Fluentd forward protocol (24224 is usual); 0 = off.

@@ -158,3 +158,28 @@ def test_patterns_list_and_mine(tmp_path: Path) -> None:
     assert [line.split(",", 1)[0] for line in lines[1:]] == ["1", "2"]
     assert lines[1].split(",", 1)[1] == lines[2].split(",", 1)[1]
     assert not (tmp_path / "loglens-data").exists()
+
+
+def test_tail_local_and_remote_print_new_records(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    srv = start_server(data)
+    procs = []
+    try:
+        import httpx
+
+        httpx.post(srv.url + "/api/v1/logs", content=b'{"message": "before tail", "level": "error"}\n')
+        for where in (["--data", str(data)], ["--url", srv.url]):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "loglens.cli", "tail", "level:ERROR", "-o", "raw", "-n", "1", *where],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        time.sleep(2.5)
+        httpx.post(srv.url + "/api/v1/logs",
+                   content=b'{"message": "quiet", "level": "info"}\n{"message": "after tail", "level": "error"}\n')
+        time.sleep(2.5)
+    finally:
+        for p in procs:
+            p.terminate()
+        stop_server(srv)
+    for p in procs:
+        out, _ = p.communicate(timeout=10)
+        assert out.decode().splitlines() == ["before tail", "after tail"]

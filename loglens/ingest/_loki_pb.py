@@ -22,7 +22,7 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
     def message(name: str, *fields: tuple[str, int, int, int, str]) -> None:
         msg = fd.message_type.add(name=name)
         for fname, number, ftype, label, type_name in fields:
-            f = msg.field.add(name=fname, number=number, type=ftype, label=label)  # type: ignore[arg-type]
+            f = msg.field.add(name=fname, number=number, type=ftype, label=label)
             if type_name:
                 f.type_name = type_name
 

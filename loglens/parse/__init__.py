@@ -35,9 +35,7 @@ __all__ = [
 _UNKNOWN = Level.UNKNOWN
 
 
-def parse_text(
-    text: str, *, received_ns: int, service: str = "", host: str = "", source: str = ""
-) -> LogRecord:
+def parse_text(text: str, *, received_ns: int, service: str = "", host: str = "", source: str = "") -> LogRecord:
     """A plain-text record (possibly several lines joined with ``"\\n"``) to a :class:`LogRecord`.
 
     The header of the first line is split off (:func:`split_header`): ``header`` is the text before
@@ -77,9 +75,7 @@ def parse_text(
         return LogRecord(received_ns, text, _UNKNOWN, service, host, "", {}, "", received_ns, source)
 
 
-def parse_line(
-    text: str, *, received_ns: int, service: str = "", host: str = "", source: str = ""
-) -> LogRecord:
+def parse_line(text: str, *, received_ns: int, service: str = "", host: str = "", source: str = "") -> LogRecord:
     """One received line: a JSON object line goes to :func:`record_from_json`, anything else to
     :func:`parse_text`. A trailing ``\\r``/``\\n`` is removed first."""
     if not isinstance(text, str):
@@ -96,9 +92,7 @@ def parse_line(
                 obj = None
             if type(obj) is dict:
                 try:
-                    return record_from_json(
-                        obj, received_ns=received_ns, service=service, host=host, source=source
-                    )
+                    return record_from_json(obj, received_ns=received_ns, service=service, host=host, source=source)
                 except Exception:  # a bug must not drop a line: fall back to plain text
                     pass
     return parse_text(text, received_ns=received_ns, service=service, host=host, source=source)

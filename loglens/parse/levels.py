@@ -153,9 +153,7 @@ _GLOG_LEVEL = {"I": _I, "W": _W, "E": _E, "F": _F}
 _NOT_FOUND: tuple[Level, int, int] = (Level.UNKNOWN, -1, -1)
 # Upper-case words and "Error:"-style words; the first character class lets the regex engine skip
 # quickly through lower-case text. A hit is checked against the word tables and its boundaries.
-_UP_CANDIDATE = re.compile(
-    r"[EWIDTFCS](?:RROR|ARN|NFO|EBUG|RACE|ATAL|RITICAL|EVERE|rror:|arning:|atal:|ritical:)"
-)
+_UP_CANDIDATE = re.compile(r"[EWIDTFCS](?:RROR|ARN|NFO|EBUG|RACE|ATAL|RITICAL|EVERE|rror:|arning:|atal:|ritical:)")
 _BEFORE_BAD = frozenset("._-/$")
 _AFTER_BAD = frozenset("_-/$")
 

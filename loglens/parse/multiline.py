@@ -27,9 +27,7 @@ MAX_RECORD_LINES = 1000
 MAX_RECORD_CHARS = 1 << 20
 
 _MORE = re.compile(r"\.\.\. ?\d+ (?:more|common frames omitted)")
-_JAVA_EXCEPTION = re.compile(
-    r"(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable)(?::|\s*$)"
-)
+_JAVA_EXCEPTION = re.compile(r"(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable)(?::|\s*$)")
 _PY_EXCEPTION_END = re.compile(r"[A-Za-z_][\w.]*(?::|$)")
 _TRACEBACK = "Traceback (most recent call last):"
 _CHAIN = (
@@ -96,10 +94,7 @@ class MultilineJoiner:
             return []
         if self._continues(line):
             extra = self._blanks
-            if (
-                len(lines) + extra + 1 <= MAX_RECORD_LINES
-                and self._chars + len(line) + extra + 1 <= MAX_RECORD_CHARS
-            ):
+            if len(lines) + extra + 1 <= MAX_RECORD_LINES and self._chars + len(line) + extra + 1 <= MAX_RECORD_CHARS:
                 if extra:
                     lines.extend([""] * extra)
                     self._chars += extra

@@ -52,9 +52,7 @@ _ISO_BASIC = re.compile(r"(\d{8}T\d{6})" + _FRAC + _ZONE)
 _CLF = re.compile(r"(\d\d/" + _MON_RE + r"/\d{4}:\d\d:\d\d:\d\d)" + _FRAC + r"(?: ([+-]\d{4}))?")
 _SYSLOG = re.compile(r"(" + _MON_RE + r" {1,2}\d{1,2} \d\d:\d\d:\d\d)" + _FRAC + "()")
 _CTIME = re.compile(
-    r"(" + _DAY_RE + r",? " + _MON_RE + r" {1,2}\d{1,2} \d\d:\d\d:\d\d)"
-    + _FRAC
-    + r"(?: (?:UTC|GMT))? (\d{4})"
+    r"(" + _DAY_RE + r",? " + _MON_RE + r" {1,2}\d{1,2} \d\d:\d\d:\d\d)" + _FRAC + r"(?: (?:UTC|GMT))? (\d{4})"
 )
 _EPOCH_PREFIX = re.compile(r"(\d{10}|\d{13})(?:\.(\d{1,9}))?()(?=[\s\]]|$)")
 _NUMBER = re.compile(r"\s*(?P<neg>-)?(?P<i>\d+)(?:\.(?P<f>\d*))?\s*")
@@ -341,9 +339,13 @@ def _pick(line: str, pos: int, epoch: bool) -> TsFormat | None:
                 return _F_BASIC
             return _F_EPOCH if epoch else None
         if c.isalpha():
-            return _F_CTIME if line[pos + 3 : pos + 4] in (" ", ",") and c.upper() in "MTWFS" and (
-                line[pos : pos + 3].lower() in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-            ) else _F_SYSLOG
+            return (
+                _F_CTIME
+                if line[pos + 3 : pos + 4] in (" ", ",")
+                and c.upper() in "MTWFS"
+                and (line[pos : pos + 3].lower() in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+                else _F_SYSLOG
+            )
     except IndexError:
         return None
     return None

@@ -57,6 +57,12 @@ _VEND = rf"(?=[.:]*{_END}|:[A-Za-z]|\.\.)"
 _VREST = rf"(?:{_VCHAR}*[^{_DELIM}.:])?{_VEND}"
 
 
+# Source file extensions: ``main.go:10`` is a source position, ``github.com:443`` is not.
+_SOURCE_EXTENSIONS = (
+    "c", "h", "cc", "cpp", "cxx", "hpp", "hh", "go", "py", "java", "kt", "scala", "groovy", "js", "mjs",
+    "ts", "jsx", "tsx", "rb", "rs", "cs", "php", "m", "mm", "swift", "pl", "pm", "lua", "erl", "ex", "exs",
+    "jsp", "sh", "sql",
+)  # fmt: skip
 _PROTOCOLS = ("HTTP", "HTTPS", "RTSP", "SIP", "SSH", "TLSv", "TLS", "SSLv", "SSL", "SMTP", "IMAP", "AMQP")
 
 
@@ -108,9 +114,8 @@ RULES: tuple[Rule, ...] = (
     Rule("mac", rf"(?:[0-9a-fA-F]{{2}}:){{5}}[0-9a-fA-F]{{2}}{_END}", "MAC address", compiled=False),
     Rule(
         "path",
-        rf"(?:[A-Za-z]:)?\.{{0,2}}/(?=[^{_DELIM}]*[/\d])[^{_DELIM}]*?(?:[^{_DELIM}.:]|/){_VEND}",
-        "file path: two or more /-separated parts (/etc/hosts, ./a/b, C:/x), or /part-with-digit;"
-        " a trailing . or : stays",
+        rf"(?:[A-Za-z]:)?\.{{0,2}}/(?=[^{_DELIM}]*[/\w])[^{_DELIM}]*?(?:[^{_DELIM}.:]|/){_VEND}",
+        "file path: /etc/hosts, ./a/b, C:/x, /default-rack (not a lone /); a trailing . or : stays",
     ),
     Rule(
         "windows_path",
@@ -150,10 +155,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "name_digit",
-        rf"(?:(?:[A-Za-z][A-Za-z_]*[.\-])*[A-Za-z][A-Za-z_]*[A-Za-z]\d[A-Za-z_]*(?:[.\-][A-Za-z][A-Za-z_]*)*"
-        rf"|[A-Z]\d)[.:]*{_END}",
-        "names with one digit after two letters (ssh2, jk2_init, Slf4jLogger, log4j.properties,"
-        " IPv4), and an upper-case letter with one digit (L2, C1): kept as they are",
+        rf"(?:[A-Za-z][\w$]*[.\-])*?[A-Za-z][A-Za-z_$]*\d[A-Za-z_$]*(?:[.\-][A-Za-z][A-Za-z_$]*)*[.:]*{_END}",
+        "names whose one digit follows a letter and no other digit (ssh2, jk2_init, Slf4jLogger, L2,"
+        " log4j.properties, org.apache.hadoop.mapreduce.v2.api.Foo, HttpServer2$Filter): kept",
         action="keep",
     ),
     Rule(
@@ -167,7 +171,7 @@ RULES: tuple[Rule, ...] = (
         rf"\d+{_VEND}",
         "a line number after a source file name: main.go:10 -> main.go:<*>, (Foo.java:123) -> (Foo.java:<*>)",
         action="keep_prefix",
-        prefix=r"[A-Za-z_][\w\-$]*\.[A-Za-z]{1,6}:",
+        prefix=rf"[A-Za-z_][\w\-$]*\.(?:{'|'.join(_SOURCE_EXTENSIONS)}):",
         after=r"[A-Za-z]:",
     ),
     Rule(

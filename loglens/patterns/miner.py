@@ -27,7 +27,7 @@ How a message is placed:
    When the message differs only where masking found variables (the template was made from
    ``for user root``, the message is ``for user 42``) and the template has seen fewer than
    :data:`EVIDENCE` messages, it is generalised at once.
-5. A run of three or more ``<*>`` tokens counts as one (:func:`collapse_wildcards`): lists of
+5. A run of :data:`LIST_RUN` or more ``<*>`` tokens counts as one (:func:`collapse_wildcards`): lists of
    ids of varying length are one variable.
 
 Memory is bounded: at most ``max_templates`` templates; when a new one would exceed that, the
@@ -36,6 +36,7 @@ least recently seen template is dropped (``evicted`` counts them). The caches ar
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -78,19 +79,24 @@ def max_differences(k: int) -> int:
     return max(1, (k * 3) // 10)
 
 
+#: A run of this many ``<*>`` tokens or more is one variable (see :func:`collapse_wildcards`).
+LIST_RUN = 5
+
+
 def collapse_wildcards(tokens: list[str]) -> list[str]:
-    """Replace each run of three or more ``<*>`` tokens by one: a list of ids of varying length
-    (``delete blk_1 blk_2 blk_3``) is one variable."""
-    if tokens.count(WILDCARD) < 3:
+    """Replace each run of :data:`LIST_RUN` or more ``<*>`` tokens by one: a long list of ids of
+    varying length (``delete blk_1 blk_2 blk_3 blk_4 blk_5``) is one variable, while short runs
+    are usually fixed fields (``onExtend:<*> <*> <*> <*>``)."""
+    if tokens.count(WILDCARD) < LIST_RUN:
         return tokens
     out: list[str] = []
     run = 0
     for token in tokens:
         if token == WILDCARD:
             run += 1
-            if run >= 3:
-                if run == 3:
-                    del out[-1]
+            if run >= LIST_RUN:
+                if run == LIST_RUN:
+                    del out[-(LIST_RUN - 2) :]
                 continue
         else:
             run = 0
@@ -147,6 +153,10 @@ def token_matches(template_token: str, token: str) -> bool:
     return len(token) >= len(head) + len(tail) and token.startswith(head) and token.endswith(tail)
 
 
+# A name with separators inside (a class, a host, a file): ``org.apache.Foo$Bar``, ``a-b.example.com``.
+_NAME = re.compile(r"[\w$]+(?:[.\-/@$][\w$]+)+[.,;:]?\Z").match
+
+
 def _bucket_key(tokens: list[str]) -> tuple[int, str]:
     if not tokens:
         return (0, "")
@@ -157,7 +167,7 @@ def _bucket_key(tokens: list[str]) -> tuple[int, str]:
 
 
 class _Cluster:
-    __slots__ = ("aliases", "alive", "count", "first_seen", "id", "key", "last_seen", "merged_into", "tokens")
+    __slots__ = ("aliases", "alive", "count", "first_seen", "id", "key", "last_seen", "tokens")
 
     def __init__(self, cid: int, tokens: list[str], key: tuple[int, str]) -> None:
         self.id = cid
@@ -168,7 +178,6 @@ class _Cluster:
         self.last_seen = 0
         self.aliases: list[str] = []
         self.alive = True
-        self.merged_into: _Cluster | None = None
 
     def text(self) -> str:
         return " ".join(self.tokens)
@@ -279,6 +288,7 @@ class TemplateMiner:
         A saved template whose text is an alias of another saved template that covers it had
         been merged into that one, and stays merged."""
         saved = sorted(templates, key=lambda t: (t.last_seen, t.id))
+        evicted = self.evicted
         for t in saved:
             old = self._clusters.get(t.id)
             if old is not None:
@@ -289,8 +299,9 @@ class TemplateMiner:
             cluster.first_seen = t.first_seen
             cluster.last_seen = t.last_seen
             cluster.aliases = list(t.aliases)
-            self._insert(cluster)
+            self._insert(cluster)  # the least recently seen go first when there are too many
             self._next_id = max(self._next_id, t.id + 1)
+        self.evicted = evicted
         by_alias: dict[str, list[_Cluster]] = {}
         for cluster in self._clusters.values():
             for alias in cluster.aliases:
@@ -381,7 +392,9 @@ class TemplateMiner:
         if not candidates:
             return None
         k = sum(1 for m in tokens if m != WILDCARD)
-        allowed = max_differences(k)
+        # In half units: two different names (``org.a.Foo`` / ``org.b.Bar``: dotted, with
+        # separators inside) count half as much as two different words.
+        allowed = 2 * max_differences(k)
         best: _Cluster | None = None
         best_diff = allowed + 1
         best_wild = 0
@@ -394,7 +407,7 @@ class TemplateMiner:
                 if token_matches(t, m):
                     wild += 1
                     continue
-                diff += 1
+                diff += 1 if _NAME(t) is not None and _NAME(m) is not None else 2
                 if diff > allowed:
                     break
             # Prefer fewer differences, then the most specific template.
@@ -465,13 +478,11 @@ class TemplateMiner:
         return target
 
     def _merge(self, cluster: _Cluster, into: _Cluster) -> None:
+        """Merge ``cluster`` into the more general ``into``: its text becomes an alias of
+        ``into`` and its id resolves to ``into``'s. Counts stay per id (the messages already
+        stored under the merged id keep it), so ``into.count`` counts only its own messages."""
         into.aliases.append(cluster.text())
-        into.count += cluster.count
-        if cluster.first_seen and (not into.first_seen or cluster.first_seen < into.first_seen):
-            into.first_seen = cluster.first_seen
-        into.last_seen = max(into.last_seen, cluster.last_seen)
         self._drop(cluster)
-        cluster.merged_into = into
         if len(self._merged_ids) >= _PENDING_LIMIT:
             self._merged_ids.clear()
         self._merged_ids[cluster.id] = into.id

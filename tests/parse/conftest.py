@@ -12,9 +12,7 @@ from loglens.parse import timestamps
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def ns(
-    y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, frac_ns: int = 0, offset_min: int = 0
-) -> int:
+def ns(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, frac_ns: int = 0, offset_min: int = 0) -> int:
     """Expected UTC nanoseconds, computed independently with datetime."""
     dt = datetime(y, mo, d, h, mi, s, tzinfo=timezone(timedelta(minutes=offset_min)))
     return (dt - EPOCH) // timedelta(seconds=1) * 1_000_000_000 + frac_ns

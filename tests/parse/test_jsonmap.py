@@ -15,6 +15,7 @@ from loglens.parse import record_from_json
 from .conftest import ns
 
 RECEIVED = 1_700_000_000_000_000_000
+STACK = "java.lang.IllegalStateException: boom\n\tat com.example.orders.OrderService.place(OrderService.java:42)"
 
 
 def rec(obj: dict[str, Any], **kw: str) -> LogRecord:
@@ -30,12 +31,12 @@ def test_spring_boot_logstash_encoder() -> None:
         "thread_name": "http-nio-8080-exec-3",
         "level": "ERROR",
         "level_value": 40000,
-        "stack_trace": "java.lang.IllegalStateException: boom\n\tat com.example.orders.OrderService.place(OrderService.java:42)",
+        "stack_trace": STACK,
     }
     r = rec(obj, service="orders-svc", host="node-1", source="tcp")
     assert r.timestamp == ns(2024, 1, 15, 10, 0, 0, frac_ns=123_000_000, offset_min=60)
     assert r.level is Level.ERROR
-    assert r.message == "Order 42 failed\n" + obj["stack_trace"]
+    assert r.message == "Order 42 failed\n" + STACK
     assert r.service == "orders-svc"  # the batch names the service; the logger never overrides it
     assert r.host == "node-1"
     assert r.source == "tcp"
@@ -47,7 +48,7 @@ def test_spring_boot_logstash_encoder() -> None:
         "logger_name": "com.example.orders.OrderService",
         "thread_name": "http-nio-8080-exec-3",
         "level_value": 40000,
-        "stack_trace": obj["stack_trace"],
+        "stack_trace": STACK,
     }
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from loglens.model import Level
 from loglens.parse import detect_level, normalize_level, normalize_otel_severity
 
-T, D, I, W, E, F, U = Level.TRACE, Level.DEBUG, Level.INFO, Level.WARN, Level.ERROR, Level.FATAL, Level.UNKNOWN
+T, D, I, W, E, F, U = Level.TRACE, Level.DEBUG, Level.INFO, Level.WARN, Level.ERROR, Level.FATAL, Level.UNKNOWN  # noqa: E741
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from loglens.patterns.masking import RULES, compile_rules, mask, mask_tokens
         ("open \\\\srv\\share\\a.txt: ok", "open <*>: ok"),
         # source positions keep the file name; protocol versions are constants
         ("[ib_sm_sweep.c:1455]: at Foo.java:123)", "[ib_sm_sweep.c:<*>]: at Foo.java:<*>)"),
+        ("to github.com:443 ok", "to <*> ok"),
         ('"GET /v2/54fadb/servers/detail HTTP/1.1" status: 200 TLSv1.2', '"GET <*> HTTP/1.1" status: <*> TLSv1.2'),
         # URLs and e-mail addresses
         ("see http://wiki.apache.org/hadoop/NoRouteToHost.", "see <*>."),

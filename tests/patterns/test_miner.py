@@ -170,5 +170,21 @@ def test_helpers() -> None:
     assert merge_token("user=root", "user=bob") == "user=<*>"
     assert merge_token("(yarn)", "(bob)") == "(<*>)"
     assert merge_token("abc", "xyz") == "<*>"
-    assert collapse_wildcards(["delete", "<*>", "<*>", "<*>", "<*>", "now"]) == ["delete", "<*>", "now"]
-    assert collapse_wildcards(["init", "<*>", "<*>"]) == ["init", "<*>", "<*>"]
+    assert collapse_wildcards(["delete", "<*>", "<*>", "<*>", "<*>", "<*>", "<*>", "now"]) == ["delete", "<*>", "now"]
+    assert collapse_wildcards(["a", "<*>", "<*>", "<*>", "<*>", "<*>"]) == ["a", "<*>"]
+    assert collapse_wildcards(["init", "<*>", "<*>", "<*>", "<*>"]) == ["init", "<*>", "<*>", "<*>", "<*>"]
+
+
+def test_shape_caches_respect_kept_digits() -> None:
+    m = TemplateMiner()
+    a = m.add("Failed password for root from 1.2.3.4 port 22 ssh2")
+    assert m.add("Failed password for root from 1.2.3.5 port 23 ssh2") == a  # same shape
+    assert m.add("Failed password for root from 1.2.3.5 port 2345 ssh2") == a  # longer number
+    b = m.add("Failed password for root from 1.2.3.5 port 23 ssh3")  # same shape, other name
+    assert b != a
+    t = m.get(b)
+    assert t is not None and t.text.endswith("ssh3")
+    # Dates: a year is part of the date-time, a longer number is not.
+    c = m.add("timed out at Fri Jun 17 07:07:00 2005")
+    assert m.add("timed out at Fri Jun 17 07:07:00 20051") != c
+    assert m.add("timed out at Sat Jul 18 08:08:01 2006") == c

@@ -65,8 +65,13 @@ def test_ingest_formats_and_search(server: Server) -> None:
         # header words still match: the component and the thread were parsed out of the message
         assert [r["id"] for r in search(c, "com.shop.Api")] == [r["id"] for r in search(c, "service:api")]
         assert len(search(c, "array")) == 2
+        r = c.post("/api/v1/logs", content=b"set by headers\n",
+                   headers={"Content-Type": "text/plain", "X-LogLens-Service": "hdr-svc", "X-LogLens-Host": "hdr-host"})
+        assert r.status_code == 200
+        (by_header,) = search(c, "service:hdr-svc host:hdr-host")
+        assert by_header["message"] == "set by headers"
         assert c.get("/api/v1/count", params={"q": "level>=WARN"}).json() == {"count": 3}
-        assert c.get("/api/v1/count", params={"q": ""}).json() == {"count": 6}
+        assert c.get("/api/v1/count", params={"q": ""}).json() == {"count": 7}
 
 
 def test_rejects_bad_lines_but_keeps_good_ones(server: Server) -> None:
