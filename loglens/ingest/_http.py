@@ -61,6 +61,22 @@ def unsnappy(body: bytes, limit: int) -> bytes:
         raise BodyError(f"body is not valid snappy: {exc}") from exc
 
 
+_SNAPPY_FRAMED = b"\xff\x06\x00\x00sNaPpY"
+
+
+def _unsnappy_framed(body: bytes, limit: int) -> bytes:
+    """Snappy's framing format (what some HTTP clients mean by ``Content-Encoding: snappy``)."""
+    import cramjam
+
+    try:
+        out = bytes(cramjam.snappy.decompress(body))
+    except Exception as exc:
+        raise BodyError(f"body is not valid framed snappy: {exc}") from exc
+    if len(out) > limit:
+        raise BodyError(f"decompressed body is larger than the limit of {limit} bytes", status=413)
+    return out
+
+
 def _inflate(body: bytes, limit: int) -> bytes:
     for wbits in (zlib.MAX_WBITS, -zlib.MAX_WBITS):  # zlib-wrapped (the standard) or raw deflate
         d = zlib.decompressobj(wbits)
@@ -98,8 +114,15 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
         return _inflate(body, limit)
     if encoding == "zstd":
         return _unzstd(body, limit)
-    if encoding in ("snappy", "x-snappy-framed"):
-        return unsnappy(body, limit)
+    if encoding == "snappy":
+        try:
+            return unsnappy(body, limit)
+        except BodyError as exc:
+            if exc.status == 413 or not body.startswith(_SNAPPY_FRAMED):
+                raise
+        return _unsnappy_framed(body, limit)
+    if encoding == "x-snappy-framed":
+        return _unsnappy_framed(body, limit)
     raise BodyError(f"unsupported Content-Encoding {encoding!r}: use gzip, deflate, zstd or snappy", status=415)
 
 

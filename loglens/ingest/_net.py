@@ -10,11 +10,19 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from loglens.parse.jsonmap import TIMESTAMP_KEYS
+from loglens.parse.timestamps import parse_timestamp
 from loglens.pipeline import Pipeline, QueueFullError, RawItem
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Times kept as given: from 1973 to 2116. Beyond 2116 a value is garbage and may not fit the
+#: store's signed 64-bit integers (one such record would fail its whole batch); before 1973 it is
+#: a device without a clock, and as an integer it would be read as seconds or milliseconds.
+MIN_NS = 10**17
+MAX_NS = 1 << 62
 
 #: How long a stream connection sleeps between two tries when the write queue is full.
 RETRY_SECONDS = 0.05
@@ -84,3 +92,21 @@ def peer_host(peername: Any) -> str:
     if isinstance(peername, tuple) and peername:
         return str(peername[0])
     return ""
+
+
+def in_range(ns: int) -> bool:
+    return MIN_NS <= ns < MAX_NS
+
+
+def guard_timestamps(item: dict[str, Any]) -> None:
+    """Move timestamp fields whose value reads as a time out of range (``9999-12-31``, ``2**64-1``,
+    ``0``) to ``timestamp_original``, so the record gets the time it was received instead
+    of failing the batch it is written with."""
+    for key in TIMESTAMP_KEYS:
+        value = item.get(key)
+        t = type(value)
+        if t is str or t is int or t is float:
+            ns = parse_timestamp(value)  # type: ignore[arg-type]
+            if ns is not None and not in_range(ns):
+                item.setdefault("timestamp_original", value)
+                del item[key]

@@ -103,9 +103,7 @@ def join_text_lines(lines: Iterable[str]) -> Iterator[str]:
     """Plain-text lines to records: continuation lines (stack traces) join the line before."""
     joiner = MultilineJoiner()
     for line in lines:
-        if not line.strip():
-            continue
-        yield from joiner.feed(line.rstrip("\r"))
+        yield from joiner.feed(line)
     yield from joiner.flush()
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import itertools
 import logging
 import os
@@ -89,6 +90,7 @@ _VERSION_SUFFIX = re.compile(r"-v?\d+(?:\.\d+)+$")
 _DATA_STREAM = re.compile(r"logs-(.+)-[^-]+")
 
 
+@functools.lru_cache(maxsize=1024)
 def service_of_index(index: str) -> str:
     """The service an index name stands for, when the document names none.
 
@@ -166,11 +168,17 @@ def parse_bulk(body: bytes, default_index: str = "", *, received_ns: int | None 
     received_ns = received_ns or time.time_ns()
     lines = [ln for ln in body.split(b"\n") if ln.strip()]
     out = BulkRequest()
+    seen: dict[bytes, tuple[str, dict[str, Any]] | None] = {}  # shippers repeat the same action line
     i = 0
     while i < len(lines):
         line = lines[i]
         i += 1
-        parsed = _action_of(line)
+        if line in seen:
+            parsed = seen[line]
+        else:
+            parsed = _action_of(line)
+            if len(seen) < 4096:
+                seen[line] = parsed
         if parsed is None:
             # Not an action we can read: report it, and take the next line as its document unless
             # that line is itself a well-formed action.

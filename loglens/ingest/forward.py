@@ -26,7 +26,8 @@ hostname from the handshake, else the peer address.
 
 Malformed msgpack, or msgpack that is not a forward message, closes that connection (counted in
 ``stats["malformed"]``); an entry whose record is not a map is skipped and counted in
-``stats["rejected_entries"]``. Other connections are never affected.
+``stats["rejected_entries"]``, as is one nested more than 64 levels deep. Other connections are never
+affected.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from loglens.ingest._net import LoopThread, admit, peer_host
+from loglens.ingest._net import MAX_NS, LoopThread, admit, guard_timestamps, in_range, peer_host
 
 if TYPE_CHECKING:
     from loglens.config import Settings
@@ -89,14 +90,21 @@ def _text(value: Any) -> str:
     raise ForwardError(f"expected a string, got {type(value).__name__}")
 
 
-def _clean(value: Any) -> Any:
+#: Deepest nesting kept in a record: deeper records are rejected (the mapper flattens recursively).
+MAX_DEPTH = 64
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
     """msgpack values as JSON-like ones: text decoded, times as nanoseconds, ext types as text."""
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
-    if isinstance(value, dict):
-        return {(_clean(k) if isinstance(k, bytes) else str(k)): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+    if isinstance(value, dict | list | tuple):
+        if depth >= MAX_DEPTH:
+            raise ForwardError(f"record nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            return {(k.decode("utf-8", errors="replace") if isinstance(k, bytes) else str(k)): _clean(v, depth + 1)
+                    for k, v in value.items()}
+        return [_clean(v, depth + 1) for v in value]
     if isinstance(value, EventTime):
         return int(value)
     if isinstance(value, msgpack.Timestamp):
@@ -107,20 +115,25 @@ def _clean(value: Any) -> Any:
 
 
 def event_time_ns(value: Any) -> int | None:
-    """An event time (EventTime, msgpack timestamp, int or float seconds) in nanoseconds."""
+    """An event time (EventTime, msgpack timestamp, int or float seconds) in nanoseconds; None when
+    it is none of these or out of range, before 1973 or after 2116 (the record then gets the time
+    it was received)."""
+    ns: int | None
     if isinstance(value, EventTime):
-        return int(value)
-    if isinstance(value, msgpack.Timestamp):
-        return int(value.to_unix_nano())
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value * 1_000_000_000 if 0 <= value < 1 << 40 else None
-    if isinstance(value, float):
-        return int(value * 1e9) if 0 <= value < 1 << 40 else None
-    if isinstance(value, list) and value:  # Fluent Bit 2.x: [time, metadata]
-        return event_time_ns(value[0])
-    return None
+        ns = int(value)
+    elif isinstance(value, msgpack.Timestamp):
+        ns = int(value.to_unix_nano())
+    elif isinstance(value, bool):
+        ns = None
+    elif isinstance(value, int):
+        ns = value * 1_000_000_000 if value < MAX_NS // 1_000_000_000 else None
+    elif isinstance(value, float):
+        ns = int(value * 1e9) if 0 <= value < MAX_NS / 1e9 else None
+    elif isinstance(value, list) and value:  # Fluent Bit 2.x: [time, metadata]
+        ns = event_time_ns(value[0])
+    else:
+        ns = None
+    return ns if ns is not None and in_range(ns) else None
 
 
 @dataclass(slots=True)
@@ -157,9 +170,12 @@ def gunzip(data: bytes, limit: int) -> bytes:
 
 def _entry(entry: Any, msg: Message) -> None:
     if isinstance(entry, list) and len(entry) >= 2 and isinstance(entry[1], dict):
-        msg.events.append((event_time_ns(entry[0]), _clean(entry[1])))
-    else:
-        msg.rejected += 1
+        try:
+            msg.events.append((event_time_ns(entry[0]), _clean(entry[1])))
+            return
+        except ForwardError:
+            pass
+    msg.rejected += 1
 
 
 def decode_message(obj: Any, *, max_size: int = MAX_MESSAGE) -> Message:
@@ -256,6 +272,7 @@ def to_items(msg: Message) -> list[RawItem]:
     items: list[RawItem] = []
     for ns, record in msg.events:
         item = record
+        guard_timestamps(item)
         if ns is not None and "@timestamp" not in item:
             item["@timestamp"] = ns
         item.setdefault("fluent.tag", msg.tag)
@@ -337,7 +354,8 @@ class ForwardReceiver:
                          decoder: ForwardDecoder, pending: list[Any]) -> str | None:
         """HELO → PING → PONG. Returns the client's hostname, or None when it failed."""
         nonce = os.urandom(16)
-        writer.write(_pack(["HELO", {"nonce": nonce, "auth": b"", "keepalive": True}]))
+        # no "auth" key: its presence (even empty) asks the client for a username/password digest
+        writer.write(_pack(["HELO", {"nonce": nonce, "keepalive": True}]))
         await writer.drain()
         while not pending:
             data = await reader.read(65536)
@@ -383,6 +401,8 @@ class ForwardReceiver:
             self.stats["malformed"] += 1
             log.warning("forward: closing the connection from %s: %s", peer, exc)
         except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:  # the receiver is closing; ending normally keeps asyncio quiet
             pass
         except Exception:  # the pipeline failed to commit: no ack, the sender will resend
             log.exception("forward: connection from %s failed", peer)

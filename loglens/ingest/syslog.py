@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from loglens.ingest._net import LoopThread, admit, peer_host
+from loglens.ingest._net import LoopThread, admit, in_range, peer_host
 
 if TYPE_CHECKING:
     from loglens.config import Settings
@@ -79,7 +79,56 @@ def _int_or_str(value: str) -> int | str:
     return int(value) if value.isdigit() and len(value) < 19 else value
 
 
+_MINUTES: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM" → its UTC epoch seconds (busy streams repeat it)
+_DIGITS = frozenset("0123456789")
+
+
+def _fast_rfc3339_ns(text: str) -> int | None:
+    """The common ``YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`` without a regex; None otherwise."""
+    if len(text) < 20 or text[13] != ":" or text[16] != ":":
+        return None
+    base = _MINUTES.get(text[:16])
+    if base is None:
+        m = _RFC3339.fullmatch(text[:16] + ":00Z")
+        if not m:
+            return None
+        y, mo, d, h, mi = (int(g) for g in m.groups()[:5])
+        if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60):
+            return None
+        base = calendar.timegm((y, mo, d, h, mi, 0, 0, 0, 0))
+        if len(_MINUTES) > 4096:
+            _MINUTES.clear()
+        _MINUTES[text[:16]] = base
+    sec = text[17:19]
+    if not (sec[0] in _DIGITS and sec[1] in _DIGITS and sec < "61"):
+        return None
+    pos, n, nanos = 19, len(text), 0
+    if text[pos] in ".,":
+        end = pos + 1
+        while end < n and text[end] in _DIGITS:
+            end += 1
+        if end == pos + 1:
+            return None
+        nanos = int(text[pos + 1:min(end, pos + 10)].ljust(9, "0"))
+        pos = end
+    zone = text[pos:]
+    if zone in ("Z", "z"):
+        offset = 0
+    elif (len(zone) == 6 and zone[0] in "+-" and zone[3] == ":" and zone[1] in _DIGITS and zone[2] in _DIGITS
+          and zone[4] in _DIGITS and zone[5] in _DIGITS):
+        offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+        if zone[0] == "-":
+            offset = -offset
+    else:
+        return None
+    ns = (base + int(sec) - offset) * 1_000_000_000 + nanos
+    return ns if in_range(ns) else None
+
+
 def _rfc3339_ns(text: str) -> int | None:
+    ns = _fast_rfc3339_ns(text)
+    if ns is not None:
+        return ns
     m = _RFC3339.fullmatch(text)
     if not m:
         return None
@@ -95,13 +144,14 @@ def _rfc3339_ns(text: str) -> int | None:
         secs -= offset if sign == "+" else -offset
     elif not z:  # no zone: local time
         secs = int(time.mktime((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, -1)))
-    return secs * 1_000_000_000 + (int(frac.ljust(9, "0")) if frac else 0)
+    ns = secs * 1_000_000_000 + (int(frac.ljust(9, "0")) if frac else 0)
+    return ns if in_range(ns) else None
 
 
 def _bsd_ns(m: re.Match[str], now: float) -> int | None:
     mon, day, h, mi, s, frac = m.groups()
     month = _MONTHS.get(mon)
-    if month is None:
+    if month is None or not (1 <= int(day) <= 31 and int(h) < 24 and int(mi) < 60 and int(s) < 61):
         return None
     year = time.localtime(now).tm_year
     try:
@@ -175,7 +225,10 @@ def _parse_5424(rest: str, item: dict[str, Any]) -> None:
     ts, hostname, app, procid, msgid, tail = parts
     if ts != "-":
         ns = _rfc3339_ns(ts)
-        item["timestamp"] = ns if ns is not None else ts
+        if ns is not None:
+            item["timestamp"] = ns
+        else:  # unreadable or out of range: the time received, the original kept
+            item["timestamp_original"] = ts
     attrs: dict[str, Any] = {}
     tail = _parse_sd(tail, attrs)
     if tail.startswith(" "):
@@ -214,7 +267,7 @@ def _parse_3164(rest: str, item: dict[str, Any], now: float) -> None:
         if ns is not None:
             item["timestamp"] = ns
         else:
-            item["timestamp"] = m.group()
+            item["timestamp_original"] = m.group()
         rest = rest[m.end():]
         stamped = True
     else:
@@ -262,17 +315,19 @@ def parse_message(data: bytes | str, *, peer: str = "", now: float | None = None
     }
     if rest.startswith("1 "):
         try:
-            candidate = dict(item)
-            _parse_5424(rest[2:], candidate)
-            item = candidate
+            _parse_5424(rest[2:], item)
         except SyslogError:
+            for key in [k for k in item if k not in _BASE_KEYS]:  # undo a partial RFC 5424 read
+                del item[key]
             _parse_3164(rest, item, time.time() if now is None else now)
     else:
         _parse_3164(rest, item, time.time() if now is None else now)
     if not item.get("host") and peer:
         item["host"] = peer
-    # the mapper reads "message" first; keep the message key first for readability in attributes
     return item
+
+
+_BASE_KEYS = frozenset(("level", "syslog.facility", "syslog.severity"))
 
 
 class FramingError(ValueError):
@@ -442,6 +497,8 @@ class SyslogReceiver:
                 if not data:
                     break
         except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:  # the receiver is closing; ending normally keeps asyncio quiet
             pass
         finally:
             writer.close()

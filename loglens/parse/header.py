@@ -27,6 +27,11 @@ time, the textual time only its fraction), glog/klog (``E0605 10:00:00.123456 1 
 RFC 5424 (``<34>1 2003-10-11T22:14:15.003Z host app procid msgid - msg``), and a syslog ``<PRI>``
 prefix (the level comes from the severity). A line may also start with a level (``[ERROR] x``,
 ``WARN  [main] c.e.Foo - x``), optionally followed by a timestamp.
+
+Speed: the common layouts have one-regex fast paths, and the layout of the previous line is tried
+first as a single compiled regex (timestamp + tail). These module-level caches only choose *which*
+equivalent path runs, never the result (tests compare every path with the plain scanner), so they
+are safe to share between threads under the GIL.
 """
 
 from __future__ import annotations

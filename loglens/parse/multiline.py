@@ -5,11 +5,13 @@ A line continues the record before it when it starts with whitespace (``\\tat ..
 omitted``, or is a qualified Java exception header (``java.lang.IllegalStateException: boom``, the
 line ``logger.error("...", e)`` prints right after the message).
 
-Python tracebacks: a ``Traceback (most recent call last):`` line starts a record (as required by the
-spec; it is *not* joined to the log line before it). Its indented frames are continuations, and the
-joiner also keeps the final ``ValueError: boom`` line and chained tracebacks (``During handling of
-the above exception...`` / ``The above exception was the direct cause...``, with their blank lines)
-in the same record.
+Python tracebacks: the joiner adds a ``Traceback (most recent call last):`` line to the record before
+it, because ``logger.exception(...)`` prints the message line and then the traceback, and a user
+wants them as one event (a traceback with no line before it starts its own record). Its indented
+frames are continuations, and the joiner also keeps the final ``ValueError: boom`` line and chained
+tracebacks (``During handling of the above exception...`` / ``The above exception was the direct
+cause...``, with their blank lines) in the same record. ``is_continuation`` alone, being stateless,
+does not count a ``Traceback`` line.
 
 Empty lines are held while a record is pending and kept only if the record continues after them;
 otherwise they are dropped (an empty line carries nothing to search). A record is capped at 1,000
@@ -126,6 +128,9 @@ class MultilineJoiner:
     def _continues(self, line: str) -> bool:
         tb = self._tb
         if tb == _TB_NONE:
+            if line.startswith(_TRACEBACK):
+                self._tb = _TB_FRAMES
+                return True
             return is_continuation(line)
         c = line[0]
         if c == " " or c == "\t":

@@ -157,7 +157,7 @@ def _key_clf(k: str) -> int | None:  # 10/Oct/2000:13:55:36
                  int(k[18:20]))  # fmt: skip
 
 
-def _key_ctime(k: str) -> int | None:  # Sun Dec 04 04:47:44 2005 (key is "<day mon dd hh:mm:ss>|yyyy")
+def _key_ctime(k: str) -> int | None:  # "Sun Dec 04 04:47:44 2005" (the year group appended to the key)
     parts = k.replace(",", "").split()
     h, mi, s = parts[3].split(":")
     return _secs(int(parts[4]), _MONTHS[parts[1].lower()], int(parts[2]), int(h), int(mi), int(s))

@@ -155,9 +155,12 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "name_digit",
-        rf"(?:[A-Za-z][\w$]*[.\-])*?[A-Za-z][A-Za-z_$]*\d[A-Za-z_$]*(?:[.\-][A-Za-z][A-Za-z_$]*)*[.:]*{_END}",
-        "names whose one digit follows a letter and no other digit (ssh2, jk2_init, Slf4jLogger, L2,"
-        " log4j.properties, org.apache.hadoop.mapreduce.v2.api.Foo, HttpServer2$Filter): kept",
+        rf"(?:[A-Za-z][A-Za-z_$]*[A-Za-z]\d[A-Za-z_$]*|[A-Z]\d"
+        rf"|(?:[A-Za-z][A-Za-z_$]*[.\-])+[A-Za-z][A-Za-z_$]*\d[A-Za-z_$]*(?:[.\-][A-Za-z][A-Za-z_$]*)*"
+        rf"|[A-Za-z][A-Za-z_$]*\d[A-Za-z_$]*(?:[.\-][A-Za-z][A-Za-z_$]*)+)[.:]*{_END}",
+        "names holding one digit: after two letters (ssh2, jk2_init, Slf4jLogger, HttpServer2$Filter),"
+        " a capital and a digit (L2, C1), or inside a dotted or dashed name (log4j.properties,"
+        " org.apache.hadoop.mapreduce.v2.api.Foo): kept; u0 or x1 alone is a variable",
         action="keep",
     ),
     Rule(
@@ -293,6 +296,7 @@ def shape(text: str) -> bytes:
     faster than ``str.translate``)."""
     return text.encode("utf-8", "surrogatepass").translate(ZERO_DIGITS)
 
+
 HAS_DIGIT = re.compile(r"\d").search
 #: ``DIGIT_RUNS(b"00", shape(text))``: the shape with every run of two or more digits shortened
 #: to two: the token rules only tell one digit from several (``ssh2``, ``L2``).
@@ -301,6 +305,7 @@ DIGIT_RUNS = re.compile(rb"00+").sub
 # a hex digit: the ``digits`` rule masks all of it (checked first, it is much cheaper).
 _NUMERIC_TOKEN = re.compile(r"[-+]?\d[\w\-]*(?:\.[\w\-]+|:[0-9a-fA-F][\w\-]*)*\Z").match
 _TOKEN_CACHE_LIMIT = 100_000
+_CACHEABLE_TOKEN = 200  # longer tokens are masked without caching
 
 
 def clear_caches() -> None:
@@ -313,6 +318,8 @@ def _mask_token(token: str) -> str:
     """Mask one token that is not in the exact-token cache."""
     if token.isdigit():
         return WILDCARD
+    if len(token) > _CACHEABLE_TOKEN:  # rare; not worth the caches' memory
+        return _PATTERN.sub(WILDCARD, token) if _HAS_VARIABLE(token) is not None else token
     if _HAS_VARIABLE(token) is None:  # a word: remember it
         if len(_TOKEN_CACHE) >= _TOKEN_CACHE_LIMIT:
             _TOKEN_CACHE.clear()

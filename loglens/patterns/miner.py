@@ -30,8 +30,9 @@ How a message is placed:
 5. A run of :data:`LIST_RUN` or more ``<*>`` tokens counts as one (:func:`collapse_wildcards`): lists of
    ids of varying length are one variable.
 
-Memory is bounded: at most ``max_templates`` templates; when a new one would exceed that, the
-least recently seen template is dropped (``evicted`` counts them). The caches are bounded too.
+Memory is bounded: at most ``max_templates`` templates (a message is templated by its first
+:data:`MAX_LINE` characters); when a new one would exceed that, the least recently seen template
+is dropped (``evicted`` counts them). The caches are bounded too.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ from collections.abc import Iterable
 from loglens.model import Template
 from loglens.patterns.masking import DIGIT_RUNS, HAS_DIGIT, TIME_HINT, WILDCARD, ZERO_DIGITS, mask_tokens
 
-_CACHE_LIMIT = 100_000
+_CACHE_LIMIT = 50_000  # entries per cache
+_CACHEABLE = 512  # longer lines are not cached (memory: the caches are keyed by the line)
+#: Only the first this many characters of a message are templated.
+MAX_LINE = 4_000
 _PENDING_LIMIT = 100_000
 
 #: Distinct values that must be seen at a position before it becomes a variable.
@@ -184,9 +188,7 @@ class _Cluster:
 
     def covers(self, tokens: list[str]) -> bool:
         """Does this template accept the (template or message) ``tokens``?"""
-        return len(tokens) == len(self.tokens) and all(
-            t == m or token_matches(t, m) for t, m in zip(self.tokens, tokens, strict=True)
-        )
+        return _covers(self.tokens, tokens)
 
     def to_template(self) -> Template:
         return Template(
@@ -218,6 +220,7 @@ class TemplateMiner:
         self._pending: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
         self._changed: dict[int, _Cluster] = {}
         self._merged_ids: dict[int, int] = {}  # merged template id -> id it was merged into
+        self._merge_log: list[tuple[int, int]] = []  # merges not yet drained
         self._next_id = 1
 
     # -- public API -------------------------------------------------------------------------
@@ -226,6 +229,8 @@ class TemplateMiner:
         """Place one message; return its template id (>= 1)."""
         if "\n" in message:
             message = first_line(message)
+        if len(message) > MAX_LINE:
+            message = message[:MAX_LINE]
         shape = message.encode("utf-8", "surrogatepass").translate(ZERO_DIGITS)
         cluster = self._cache.get(shape)
         if cluster is None or not cluster.alive:
@@ -272,7 +277,9 @@ class TemplateMiner:
 
     def templates(self) -> list[Template]:
         """All live templates, by id."""
-        return [self._clusters[i].to_template() for i in sorted(self._clusters)]
+        clusters = list(self._clusters.values())  # one C-level copy: safe to call from another thread
+        clusters.sort(key=lambda c: c.id)
+        return [c.to_template() for c in clusters]
 
     def drain_changes(self) -> list[Template]:
         """Templates created or updated (text, count, times) since the previous call.
@@ -281,6 +288,13 @@ class TemplateMiner:
         changed = [c.to_template() for c in self._changed.values()]
         self._changed = {}
         return changed
+
+    def drain_merges(self) -> list[tuple[int, int]]:
+        """``(merged id, id it was merged into)`` for each merge since the previous call, so that
+        a store can show records of a merged template under the general one."""
+        merges = self._merge_log
+        self._merge_log = []
+        return merges
 
     def load(self, templates: Iterable[Template]) -> None:
         """Restore templates saved earlier (e.g. from :meth:`drain_changes`); ids are kept.
@@ -328,6 +342,8 @@ class TemplateMiner:
                 cluster = _Cluster(self._next_id, tokens, _bucket_key(tokens))
                 self._next_id += 1
                 self._insert(cluster)
+        if len(line) > _CACHEABLE:
+            return cluster  # rare long lines are not worth the caches' memory
         cache = self._cache
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
@@ -435,9 +451,7 @@ class TemplateMiner:
                 general.append(merge_token(t, m))
                 ours.append(t)
                 theirs.append(m)
-        if cluster.count < EVIDENCE and all(
-            token_matches(m, t) for t, m in zip(ours, theirs, strict=True)
-        ):
+        if cluster.count < EVIDENCE and all(token_matches(m, t) for t, m in zip(ours, theirs, strict=True)):
             # Masking says these positions hold variables and the template is young: it was
             # made from a first example (``for user root``, then ``for user 42``).
             return self._generalise_to(cluster, general, candidates)
@@ -466,7 +480,8 @@ class TemplateMiner:
         the others it covers into it."""
         covered = [c for c in candidates if c.alive and _covers(general, c.tokens)]
         target = min(covered, key=lambda c: c.id) if covered else cluster
-        target.aliases.append(target.text())
+        if target.tokens != general:
+            target.aliases.append(target.text())
         self._unindex(target)
         target.tokens = general
         target.key = _bucket_key(general)
@@ -486,6 +501,8 @@ class TemplateMiner:
         if len(self._merged_ids) >= _PENDING_LIMIT:
             self._merged_ids.clear()
         self._merged_ids[cluster.id] = into.id
+        if len(self._merge_log) < _PENDING_LIMIT:
+            self._merge_log.append((cluster.id, into.id))
         self._changed[into.id] = into
         self.merged += 1
 

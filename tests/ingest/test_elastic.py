@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loglens.ingest.elastic import parse_bulk, service_of_index
 from tests.conftest import Server
-from tests.ingest.conftest import count, need, search
+from tests.ingest._receivers import count, module_server, need, search
 
 need("elasticsearch", "the Elasticsearch receiver is tested with the official client")
 
 from elasticsearch import Elasticsearch, helpers  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from module_server(tmp_path_factory)
 
 
 def ndjson(*objs: object) -> bytes:
@@ -43,9 +50,8 @@ def test_client_handshake_and_bulk(server: Server) -> None:
     actions.insert(400, {"_op_type": "delete", "_index": "orders-2026.11.23", "_id": "order-1"})
     ok, errors = helpers.bulk(es, actions, chunk_size=250, raise_on_error=False)
     assert ok == 600
-    assert len(errors) == 2
-    assert isinstance(errors, list)
-    kinds = sorted((next(iter(e)), next(iter(e.values()))["status"]) for e in errors)  # type: ignore[union-attr]
+    assert isinstance(errors, list) and len(errors) == 2
+    kinds = sorted((next(iter(e)), next(iter(e.values()))["status"]) for e in errors)
     assert kinds == [("delete", 400), ("index", 400)]
 
     with server.client() as c:
@@ -69,9 +75,14 @@ def test_single_document_index_api(server: Server) -> None:
     es = Elasticsearch(server.url, request_timeout=30)
     resp = es.index(index="single", id="one", document={"message": "single document", "service": "svc-single"})
     assert resp["result"] == "created" and resp["_id"] == "one"
+    gz = Elasticsearch(server.url, request_timeout=30, http_compress=True)  # gzip request bodies
+    resp = gz.bulk(operations=[{"create": {"_index": "gz-2026.11.23"}}, {"message": "compressed bulk"}])
+    assert resp["errors"] is False and resp["items"][0]["create"]["status"] == 201
     with server.client() as c:
         (rec,) = search(c, "service:svc-single")
         assert rec["attributes"] == {"index": "single", "_id": "one"}
+        (gzrec,) = search(c, "service:gz")
+        assert gzrec["message"] == "compressed bulk"
 
 
 def test_raw_bulk_items_in_order_gzip_and_handshake(server: Server) -> None:

@@ -7,20 +7,25 @@ from __future__ import annotations
 import gzip
 import hashlib
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import msgpack
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 from fluent import sender as fluent_sender
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loglens.config import Settings
 from loglens.ingest.forward import ForwardError, decode_stream, to_items
 from loglens.parse import record_from_json
+from loglens.server import create_app
 from tests.conftest import Server, free_port, start_server, stop_server
 
 
@@ -41,9 +46,12 @@ def count(server: Server, q: str) -> int:
 def wait_count(server: Server, q: str, expected: int, timeout: float = 10) -> int:
     deadline = time.monotonic() + timeout
     while True:
-        n = count(server, q)
+        r = httpx.get(server.url + "/api/v1/count", params={"q": q}, timeout=30)
+        # a 500 while polling: the store's first shard can be seen before its tables exist (a race in
+        # the embedded store, reported); the final answer below is checked strictly
+        n = int(r.json()["count"]) if r.status_code == 200 else -1
         if n >= expected or time.monotonic() > deadline:
-            return n
+            return n if n >= 0 else count(server, q)
         time.sleep(0.1)
 
 
@@ -122,7 +130,8 @@ def _epoch(ts: str) -> float:
 
 
 def _entries(word: str, n: int, t0: int) -> list[list[Any]]:
-    return [[event_time(t0, 500_000_000 + i * 1_000_000), {"log": f"{word} line {i}\n", "stream": "stdout"}] for i in range(n)]
+    return [[event_time(t0, 500_000_000 + i * 1_000_000), {"log": f"{word} line {i}\n", "stream": "stdout"}]
+            for i in range(n)]
 
 
 @pytest.mark.parametrize("mode", ["forward", "packed", "compressed"])
@@ -273,7 +282,8 @@ def _check(data: bytes) -> None:
         for item in to_items(msg):
             assert isinstance(item, dict)
             orjson.dumps(item)
-            record_from_json(item, received_ns=1, service=msg.tag, host="h", source="fluentd")
+            rec = record_from_json(item, received_ns=1, service=msg.tag, host="h", source="fluentd")
+            assert 0 <= rec.timestamp < 2**63  # the store's integers
 
 
 @settings(max_examples=500, deadline=None)
@@ -284,8 +294,9 @@ def test_fuzz_decoder_bytes(data: bytes) -> None:
 
 _scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=20) \
     | st.binary(max_size=20)
+_keys = st.text(max_size=8) | st.integers(-(2**63), 2**63 - 1)
 _values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4)
-                       | st.dictionaries(st.text(max_size=8) | st.integers(-(2**63), 2**63 - 1), inner, max_size=4), max_leaves=12)
+                       | st.dictionaries(_keys, inner, max_size=4), max_leaves=12)
 _times = st.integers(-5, 2**41) | st.floats(allow_nan=True) | st.builds(event_time, st.floats(0, 2**31))
 _entries_st = st.lists(st.tuples(_times, _values).map(list), max_size=4)
 
@@ -302,3 +313,57 @@ def test_fuzz_decoder_structured(tag: str, entries: list[list[Any]], option: Any
         opt = {"compressed": "gzip"} if mode == "gzip" else option
         objs = [[tag, gzip.compress(stream) if mode == "gzip" else stream, opt]]
     _check(b"".join(pack(o) for o in objs))
+
+
+# ---------------------------------------------------------------------------------------- backpressure
+def test_backpressure_waits_and_acks_after_commit(tmp_path: Path) -> None:
+    port = free_port()
+    app = create_app(Settings(data=str(tmp_path / "d"), forward_port=port, max_queued=5))
+    with TestClient(app) as client:
+        runtime = app.state.runtime
+        (receiver,) = runtime.receivers
+        gate = threading.Event()
+        real_write = runtime.store.write
+
+        def slow_write(*args: object, **kwargs: object) -> None:
+            gate.wait(20)
+            real_write(*args, **kwargs)
+
+        runtime.store.write = slow_write
+        c = Client(port)
+        try:
+            for i in range(4):
+                c.send(["bp", [[1763632800, {"log": f"chunk {i} line {j}"}] for j in range(5)], {"chunk": f"c{i}"}])
+            c.sock.settimeout(0.5)
+            with pytest.raises(TimeoutError):  # nothing is committed, so nothing is acknowledged
+                c.reply()
+            assert runtime.pipeline.queued <= 5 + 5  # the queue holds what it admitted, no more
+            c.sock.settimeout(10)
+            gate.set()
+            assert [c.reply() for _ in range(4)] == [{"ack": f"c{i}"} for i in range(4)]
+            assert client.get("/api/v1/count").json() == {"count": 20}
+        finally:
+            c.close()
+        assert receiver.stats["acks"] == 4 and receiver.stats["received"] == 20
+    with socket.socket() as s:  # closed: the port is free again
+        s.bind(("127.0.0.1", port))
+
+
+def test_deeply_nested_record_is_rejected_not_fatal() -> None:
+    deep: Any = {"log": "x"}
+    for _ in range(500):
+        deep = {"a": deep}
+    (msg,) = decode_stream(pack(["t", [[1, deep], [2, {"log": "fine"}]]]))
+    assert msg.rejected == 1
+    assert [r["log"] for _, r in msg.events] == ["fine"]
+
+
+def test_out_of_range_times_fall_back_to_received() -> None:
+    entries = [[2**40, {"log": "a", "@timestamp": 2**64 - 1}],
+               [1763632800, {"log": "b", "time": "9999-12-31T23:59:59Z"}],
+               [float("inf"), {"log": "c", "ts": 1e300}], [0, {"log": "d"}]]
+    (msg,) = decode_stream(pack(["t", entries]))
+    recs = [record_from_json(item, received_ns=7, service="", host="", source="")  # type: ignore[arg-type]
+            for item in to_items(msg)]
+    assert [r.timestamp for r in recs] == [7, 1763632800 * 10**9, 7, 7]
+    assert [r.attributes.get("timestamp_original") for r in recs] == [2**64 - 1, "9999-12-31T23:59:59Z", 1e300, None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 from typing import Any
 
 import cramjam
@@ -15,9 +16,13 @@ from hypothesis import strategies as st
 from loglens.ingest.bodies import BodyError
 from loglens.ingest.loki import PushError, decode_push, parse_labels, records_of
 from tests.conftest import Server
-from tests.ingest.conftest import count, search
+from tests.ingest._receivers import count, module_server, search
 
 _F = descriptor_pb2.FieldDescriptorProto
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from module_server(tmp_path_factory)
 
 
 def _compile_push_proto() -> Any:
@@ -72,8 +77,9 @@ PB = {"Content-Type": "application/x-protobuf"}
 def test_protobuf_snappy_push(server: Server) -> None:
     api = [(BASE_NS + i * 1_000_000, f"GET /orders/{i} 200 {i}ms", {"trace_id": f"t{i}"} if i % 2 else {})
            for i in range(300)]
-    worker = [(BASE_NS + 5, '{"level":"error","msg":"job failed","job_id":42}', {}),
-              (BASE_NS + 6, "2026-11-20 10:05:00,123 WARN [main] com.shop.Worker: slow", {})]
+    worker: list[tuple[int, str, dict[str, str]]] = [
+        (BASE_NS + 5, '{"level":"error","msg":"job failed","job_id":42}', {}),
+        (BASE_NS + 6, "2026-11-20 10:05:00,123 WARN [main] com.shop.Worker: slow", {})]
     body = protobuf_push([
         ('{job="pb-api", instance="web-1:9100", env="prod", quoted="a \\"b\\" \\u00e9"}', api),
         ('{service_name="pb-worker", job="ignored", hostname="worker-1"}', worker),
@@ -90,10 +96,10 @@ def test_protobuf_snappy_push(server: Server) -> None:
                                      "quoted": 'a "b" é', "trace_id": "t7"}
         (job,) = search(c, '"job failed"')
         assert job["service"] == "pb-worker" and job["host"] == "worker-1" and job["level"] == "ERROR"
-        assert job["attributes"]["job_id"] == 42  # type: ignore[index]
+        assert job["attributes"]["job_id"] == 42
         assert job["timestamp"] == "2025-11-23T07:00:00.000000005Z"  # the entry's time, not the line's
         (slow,) = search(c, "com.shop.Worker")
-        assert slow["level"] == "WARN" and slow["message"].endswith("slow")  # type: ignore[union-attr]
+        assert slow["level"] == "WARN" and slow["message"].endswith("slow")
 
 
 def test_json_push_gzip_and_metadata(server: Server) -> None:
@@ -155,6 +161,12 @@ def test_parse_labels() -> None:
     for bad in ("", "a=1", '{a="1"', '{a=1}', '{="1"}', '{a="1"} x', '{a="\\q"}', '{a="1" b="2"}'):
         with pytest.raises(ValueError):
             parse_labels(bad)
+
+
+def test_legacy_json_form() -> None:
+    body = {"streams": [{"labels": '{job="old"}', "entries": [{"ts": "2026-11-23T07:00:00Z", "line": "old form"}]}]}
+    (rec,) = records_of(decode_push(orjson.dumps(body), "application/json"), received_ns=1)
+    assert (rec.service, rec.message, rec.timestamp) == ("old", "old form", 1_795_417_200_000_000_000)
 
 
 def test_records_keep_labels_and_time() -> None:

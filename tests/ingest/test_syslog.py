@@ -46,9 +46,12 @@ def count(server: Server, q: str) -> int:
 def wait_count(server: Server, q: str, expected: int, timeout: float = 10) -> int:
     deadline = time.monotonic() + timeout
     while True:
-        n = count(server, q)
+        r = httpx.get(server.url + "/api/v1/count", params={"q": q}, timeout=30)
+        # a 500 while polling: the store's first shard can be seen before its tables exist (a race in
+        # the embedded store, reported); the final answer below is checked strictly
+        n = int(r.json()["count"]) if r.status_code == 200 else -1
         if n >= expected or time.monotonic() > deadline:
-            return n
+            return n if n >= 0 else count(server, q)
         time.sleep(0.1)
 
 
@@ -229,7 +232,7 @@ action(type="omfwd" target="127.0.0.1" port="{port}" protocol="udp")
             s.sendall(b"".join(b"<131>Nov 20 10:00:00 dbhost postgres[9]: slow query %d\n" % i for i in range(50)))
         # every message comes twice: once in RFC 5424 over TCP, once in RFC 3164 over UDP
         assert wait_count(srv, "service:postgres host:dbhost", 100, timeout=20) == 100
-        assert count(srv, "service:postgres level:WARN pid:9") == 100
+        assert count(srv, "service:postgres level:ERROR pid:9") == 100
     finally:
         proc.terminate()
         proc.wait(10)
@@ -287,6 +290,14 @@ def test_fuzz_parse_message(data: bytes) -> None:
     orjson.dumps(item)
     rec = record_from_json(item, received_ns=1, service="", host="", source="syslog")
     assert rec.host
+    assert 0 <= rec.timestamp < 2**63  # the store's integers
+
+
+def test_out_of_range_timestamp_is_kept_as_original() -> None:
+    item = parse_message(b"<13>1 9999-12-31T23:59:59Z h app - - - far future")
+    assert "timestamp" not in item and item["timestamp_original"] == "9999-12-31T23:59:59Z"
+    item = parse_message(b"<13>1 2026-13-45T10:00:00Z h app - - - bad month")
+    assert item["timestamp_original"] == "2026-13-45T10:00:00Z"
 
 
 _PRI_MSG = st.builds(lambda pri, body: b"<%d>" % pri + body, st.integers(0, 200), st.binary(max_size=80))

@@ -110,7 +110,9 @@ def test_python_traceback() -> None:
         "ValueError: boom",
     ]
     lines = ["2024-01-15 10:00:00 ERROR failed", *tb, "2024-01-15 10:00:01 INFO next"]
-    assert feed_all(lines) == [lines[0], "\n".join(tb), lines[-1]]
+    # logger.exception(): the message line and its traceback are one record
+    assert feed_all(lines) == ["\n".join(lines[:-1]), lines[-1]]
+    assert feed_all(tb) == ["\n".join(tb)]
 
 
 def test_blank_lines_between_records_are_dropped() -> None:

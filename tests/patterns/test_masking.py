@@ -69,6 +69,8 @@ from loglens.patterns.masking import RULES, compile_rules, mask, mask_tokens
         ("password for root ssh2", "password for root ssh2"),
         ("jk2_init() Slf4jLogger log4j.properties", "jk2_init() Slf4jLogger log4j.properties"),
         ("L2 cache over IPv4", "L2 cache over IPv4"),
+        ("in org.apache.hadoop.mapreduce.v2.api.Foo$Bar", "in org.apache.hadoop.mapreduce.v2.api.Foo$Bar"),
+        ("user u0 and x1 logged in", "user <*> and <*> logged in"),
         # no variable at all
         ("Interrupting SendWorker", "Interrupting SendWorker"),
     ],

@@ -188,3 +188,34 @@ def test_shape_caches_respect_kept_digits() -> None:
     c = m.add("timed out at Fri Jun 17 07:07:00 2005")
     assert m.add("timed out at Fri Jun 17 07:07:00 20051") != c
     assert m.add("timed out at Sat Jul 18 08:08:01 2006") == c
+
+
+def test_load_over_the_cap_keeps_the_most_recent() -> None:
+    saved = [Template(id=i, text=f"event number {i} kind", count=1, last_seen=i) for i in range(1, 11)]
+    m = TemplateMiner(max_templates=4)
+    m.load(saved)
+    assert {t.id for t in m.templates()} == {7, 8, 9, 10}
+    assert m.evicted == 0  # restoring is not evicting
+    assert m.add("brand new message") == 11
+
+
+def test_merged_template_resolves_and_counts_stay_per_id() -> None:
+    m = TemplateMiner()
+    ids = [m.add(f"Accepted password for {u} from 10.0.0.1 port 22 ssh2") for u in ("ann", "bob", "cid")]
+    general = m.resolve(ids[1])
+    assert general == ids[0] and m.get(ids[1]) is None
+    t = m.get(general)
+    assert t is not None and t.text == "Accepted password for <*> from <*> port <*> ssh2"
+    assert t.count == 2  # ann and cid; bob's message keeps the merged id
+    assert m.resolve(12345) == 0
+    assert m.drain_merges() == [(ids[1], ids[0])]
+    assert m.drain_merges() == []
+
+
+def test_very_long_message_is_templated_by_its_start() -> None:
+    m = TemplateMiner()
+    a = m.add("payload " + "x" * 10_000 + " 1")
+    b = m.add("payload " + "x" * 10_000 + " 2 and more")
+    assert a == b
+    t = m.get(a)
+    assert t is not None and len(t.text) <= 4_000

@@ -202,18 +202,14 @@ class EmbeddedStore(Store):
         conn = self._writers.get(day)
         if conn is None:
             path = self.dir / "shards" / f"{day:08d}.db"
+            if not path.exists():
+                self._create_shard(path)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30,
                                    factory=_Conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA cache_size=-65536")
             conn.execute("PRAGMA journal_size_limit=67108864")
-            fresh = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0
-            conn.executescript(_SHARD_SCHEMA)
-            if fresh:
-                conn.execute(f"INSERT INTO fts (fts, rank) VALUES ('pgsz', {FTS_PAGE_SIZE})")
-                # Larger in-memory term buffer per transaction: fewer, larger segments to merge.
-                conn.execute(f"INSERT INTO fts (fts, rank) VALUES ('hashsize', {8 << 20})")
             self._shard_max[day] = conn.execute("SELECT coalesce(max(id), -1) FROM records").fetchone()[0]
             conn.writer_codec = ShardWriterCodec(conn)
             if len(self._writers) >= 8:
@@ -221,6 +217,22 @@ class EmbeddedStore(Store):
                 self._writers.pop(oldest).close()
             self._writers[day] = conn
         return conn
+
+    @staticmethod
+    def _create_shard(path: Path) -> None:
+        """Build the empty schema under a temporary name, then rename: readers listing the
+        directory never open a shard without its tables."""
+        tmp = path.with_suffix(".db.tmp")
+        tmp.unlink(missing_ok=True)
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.executescript(_SHARD_SCHEMA)
+            conn.execute(f"INSERT INTO fts (fts, rank) VALUES ('pgsz', {FTS_PAGE_SIZE})")
+            # Larger in-memory term buffer per transaction: fewer, larger segments to merge.
+            conn.execute(f"INSERT INTO fts (fts, rank) VALUES ('hashsize', {8 << 20})")
+        finally:
+            conn.close()
+        os.replace(tmp, path)
 
     # ------------------------------------------------------------------ writing
     def _allocate_id(self, conn: _Conn, day: int, ms: int) -> int:
@@ -272,7 +284,7 @@ class EmbeddedStore(Store):
         except BaseException:
             catalog.rollback()
             raise
-        if len(self._next_seq) > 1_000_000:
+        if len(self._next_seq) > 100_000:  # bounded; the database answers for older milliseconds
             self._next_seq.clear()
         for day, day_records in sorted(by_day.items()):
             self._write_shard(day, day_records)

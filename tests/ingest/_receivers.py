@@ -1,9 +1,11 @@
-"""One ``loglens serve`` per test module: the receivers are on by default on its HTTP port."""
+"""Helpers of the HTTP receiver tests (Elasticsearch, Loki, OTLP): one ``loglens serve`` per test
+module (the receivers are on by default on its HTTP port) and search shortcuts."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -11,9 +13,8 @@ import pytest
 from tests.conftest import Server, start_server, stop_server
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("ingest") / "data")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("receivers") / "data")
     yield srv
     stop_server(srv)
 
@@ -24,7 +25,7 @@ def count(client: httpx.Client, q: str) -> int:
     return int(resp.json()["count"])
 
 
-def search(client: httpx.Client, q: str, limit: int = 100) -> list[dict[str, object]]:
+def search(client: httpx.Client, q: str, limit: int = 100) -> list[dict[str, Any]]:
     resp = client.get("/api/v1/search", params={"q": q, "limit": limit})
     assert resp.status_code == 200, resp.text
     return list(resp.json()["records"])
