@@ -32,6 +32,11 @@ RawItem = str | dict[str, Any] | LogRecord
 Subscriber = Callable[[list[LogRecord]], None]
 
 
+#: Record times accepted as given: 1970 to 2200. Others are replaced by the arrival time.
+EARLIEST_NS = 0
+LATEST_NS = 7_258_118_400 * 1_000_000_000
+
+
 class QueueFullError(RuntimeError):
     """The write queue is at capacity; try again shortly."""
 
@@ -52,6 +57,7 @@ class _Parsed:
     size: int
     records: list[LogRecord]
     templates: list[Template]
+    merges: list[tuple[int, int]]
 
 
 @dataclass(slots=True)
@@ -176,7 +182,8 @@ class Pipeline:
                 template_ids = self.miner.add_many([r.message for r in records], [r.timestamp for r in records])
                 for rec, tid in zip(records, template_ids, strict=True):
                     rec.template_id = tid
-                self._parsed.put(_Parsed(batch, size, records, self.miner.drain_changes()))
+                self._parsed.put(_Parsed(batch, size, records, self.miner.drain_changes(),
+                                         self.miner.drain_merges()))
             except BaseException as exc:
                 log.exception("parsing failed")
                 self._fail(batch, size, exc)
@@ -197,7 +204,7 @@ class Pipeline:
                 return
             started = time.perf_counter()
             try:
-                self.store.write(parsed.records, parsed.templates)
+                self.store.write(parsed.records, parsed.templates, parsed.merges)
             except BaseException as exc:  # the batch failed as a whole: tell every sender
                 log.exception("write failed")
                 self._fail(parsed.batch, parsed.size, exc)
@@ -228,4 +235,12 @@ class Pipeline:
             else:
                 out.append(parse_line(item, received_ns=sub.received_ns, service=sub.service,
                                       host=sub.host, source=sub.source))
+        for rec in out:
+            if not EARLIEST_NS <= rec.timestamp <= LATEST_NS:
+                # A time the store cannot order (a bogus epoch, year 9999) must not fail the batch
+                # for every sender in it: keep the record at its arrival time, like an unparsed one.
+                rec.attributes.setdefault("timestamp_original", str(rec.timestamp))
+                rec.timestamp = sub.received_ns
+            if not EARLIEST_NS <= rec.observed_at <= LATEST_NS:
+                rec.observed_at = sub.received_ns
         return out

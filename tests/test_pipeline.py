@@ -22,9 +22,10 @@ class GatedStore(EmbeddedStore):
         super().__init__(path, writable=True)
         self.gate = threading.Event()
 
-    def write(self, records: list[LogRecord], templates: Iterable[Template] = ()) -> None:
+    def write(self, records: list[LogRecord], templates: Iterable[Template] = (),
+              merges: Iterable[tuple[int, int]] = ()) -> None:
         self.gate.wait(10)
-        super().write(records, templates)
+        super().write(records, templates, merges)
 
 
 def test_full_queue_refuses_then_accepts(tmp_path: Path) -> None:

@@ -59,14 +59,17 @@ class Store(abc.ABC):
     """A log store. Writes are durable when ``write`` returns."""
 
     @abc.abstractmethod
-    def write(self, records: list[LogRecord], templates: Iterable[Template] = ()) -> None:
-        """Assign ids, persist ``records`` and changed ``templates`` atomically per time shard."""
+    def write(self, records: list[LogRecord], templates: Iterable[Template] = (),
+              merges: Iterable[tuple[int, int]] = ()) -> None:
+        """Assign ids and persist ``records`` (durably when this returns), with the templates that
+        changed and the template merges ``(old id, new id)`` since the last write."""
 
     @abc.abstractmethod
     def load_templates(self) -> list[Template]: ...
 
     @abc.abstractmethod
-    def templates(self) -> list[Template]: ...
+    def templates(self) -> list[Template]:
+        """Live templates (those merged into another are left out)."""
 
     @abc.abstractmethod
     def known_attributes(self) -> set[str]: ...

@@ -90,9 +90,17 @@ def test_rejects_bad_lines_but_keeps_good_ones(server: Server) -> None:
         assert r.status_code == 200
         (rec,) = search(c, "lait")
         assert rec["message"] == "caf\ufffd au lait \ufffd"
+        r = c.post("/api/v1/logs", content=ndjson({"@timestamp": 2**64 - 1, "message": "far future"},
+                                                  {"@timestamp": "9999-12-31T23:59:59Z", "message": "year 9999"},
+                                                  {"ts": -5_000_000_000_000, "message": "before 1970"}))
+        assert r.status_code == 200 and r.json()["accepted"] == 3
+        for text in ("far future", "year 9999", "before 1970"):
+            (odd,) = search(c, f'"{text}"')
+            assert odd["timestamp"] == odd["observed_at"]
+            assert "timestamp_original" in odd["attributes"]
         r = c.post("/api/v1/logs", content=b"\x1f\x8bnot gzip", headers={"Content-Encoding": "gzip"})
         assert r.status_code == 400 and "gzip" in r.json()["error"]
-        assert c.get("/api/v1/count").json()["count"] == 3
+        assert c.get("/api/v1/count").json()["count"] == 6
 
 
 def test_body_over_limit_is_413(tmp_path: Path) -> None:

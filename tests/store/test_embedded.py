@@ -193,3 +193,20 @@ def test_template_counts_and_trends_equal_brute_force(loaded: tuple[EmbeddedStor
             start = (r.id >> SEQ_BITS) // 3_600_000 * 3_600_000 * MS
             expected_trend[start] = expected_trend.get(start, 0) + 1
         assert trends[template] == expected_trend
+
+
+def test_merged_templates_show_under_the_general_one(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "d"), writable=True)
+    recs = [LogRecord(timestamp=BASE + i * SECOND, message=f"m{i}", template_id=5 if i % 2 else 6) for i in range(6)]
+    store.write(recs, [Template(5, "user <*> in", 3, BASE, BASE), Template(6, "user bob in", 3, BASE, BASE)])
+    store.write([], [], [(6, 5)])
+    plan = plan_query("template:5")
+    assert store.count(plan, TimeRange()) == 6
+    assert {r.template_id for r in store.search(plan, TimeRange(), 10).records} == {5}
+    assert [t.id for t in store.templates()] == [5]
+    assert store.template_counts(plan_query(""), TimeRange()) == {5: {"UNKNOWN": 6}}
+    assert sum(store.template_trends([5], TimeRange(), 3600 * SECOND)[5].values()) == 6
+    store.close()
+    reader = open_store(str(tmp_path / "d"))
+    assert reader.count(plan_query("template:5"), TimeRange()) == 6
+    reader.close()

@@ -81,8 +81,8 @@ def compile_fts(node: ast.Node, lookup: Lookup) -> FtsQuery:
             ids = lookup(node.field, node.value, node.kind)
             prefix = FIELD_TOKEN_PREFIX[node.field]
             return FtsQuery(_any_of([f'"{prefix}{i}"' for i in ids]), True)
-        if node.field == "template":
-            return FtsQuery(f'"__t{int(node.value)}"', True)
+        if node.field == "template":  # the template and the ones merged into it
+            return FtsQuery(_any_of([f'"__t{i}"' for i in lookup("template", node.value, node.kind)]), True)
         # message, trace_id and attributes: the value's words narrow, the predicate decides.
         return FtsQuery(_text(node.value, node.kind).expr, False)
     if isinstance(node, ast.FieldCompare):

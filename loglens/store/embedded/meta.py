@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS templates (
     aliases TEXT
 );
 CREATE TABLE IF NOT EXISTS attribute_names (name TEXT PRIMARY KEY) WITHOUT ROWID;
+-- a template folded into a more general one: its records are shown under the general id
+CREATE TABLE IF NOT EXISTS template_merges (old INTEGER PRIMARY KEY, new INTEGER NOT NULL);
 """
 
 KEYWORD_KINDS = ("service", "host", "source")
@@ -57,6 +59,7 @@ class Catalog:
         self.ids: dict[str, dict[str, int]] = {k: {"": 0} for k in KEYWORD_KINDS}
         self.names: dict[str, list[str]] = {k: [""] for k in KEYWORD_KINDS}
         self.attribute_names: set[str] = set()
+        self.merges: dict[int, int] = {}
         self.refresh()
 
     def refresh(self) -> None:
@@ -64,6 +67,7 @@ class Catalog:
             try:
                 rows = self._conn.execute("SELECT kind, value, id FROM dict").fetchall()
                 attrs = self._conn.execute("SELECT name FROM attribute_names").fetchall()
+                merges = self._conn.execute("SELECT old, new FROM template_merges").fetchall()
             except sqlite3.OperationalError:  # a reader before the first writer created the schema
                 return
             for kind, value, ident in rows:
@@ -73,6 +77,7 @@ class Catalog:
                     names.append("")
                 names[ident] = value
             self.attribute_names.update(name for (name,) in attrs)
+            self.merges.update(merges)
 
     def name(self, kind: str, ident: int) -> str:
         names = self.names[kind]
@@ -129,6 +134,26 @@ class Catalog:
                     for t in templates
                 ],
             )
+
+    def save_merges(self, merges: list[tuple[int, int]]) -> None:
+        if not merges:
+            return
+        with self._lock:
+            self._conn.executemany("INSERT OR REPLACE INTO template_merges (old, new) VALUES (?, ?)", merges)
+            self.merges.update(merges)
+
+    def resolve(self, template_id: int) -> int:
+        """The live template holding ``template_id``'s records (itself unless it was merged)."""
+        merges = self.merges
+        seen = 0
+        while template_id in merges and seen < 64:  # a chain of merges; the bound guards a cycle
+            template_id = merges[template_id]
+            seen += 1
+        return template_id
+
+    def aliases_of(self, template_id: int) -> list[int]:
+        """``template_id`` and every id merged into it."""
+        return [template_id, *(old for old in self.merges if self.resolve(old) == template_id)]
 
     def load_templates(self) -> list[Template]:
         with self._lock:

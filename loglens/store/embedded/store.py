@@ -251,13 +251,14 @@ class EmbeddedStore(Store):
         self._next_seq[ms] = seq + 1
         return (ms << SEQ_BITS) | seq
 
-    def write(self, records: list[LogRecord], templates: Iterable[Template] = ()) -> None:
+    def write(self, records: list[LogRecord], templates: Iterable[Template] = (),
+              merges: Iterable[tuple[int, int]] = ()) -> None:
         if not self.writable:
             raise PermissionError("store opened read-only")
         with self._write_lock:
-            self._write(records, list(templates))
+            self._write(records, list(templates), list(merges))
 
-    def _write(self, records: list[LogRecord], templates: list[Template]) -> None:
+    def _write(self, records: list[LogRecord], templates: list[Template], merges: list[tuple[int, int]]) -> None:
         catalog = self.catalog
         keywords: dict[tuple[str, str, str], _Keywords] = {}
         by_day: dict[int, list[tuple[LogRecord, _Keywords]]] = {}
@@ -280,6 +281,7 @@ class EmbeddedStore(Store):
                     attribute_names.update(rec.attributes)
             catalog.learn_attributes(attribute_names)
             catalog.save_templates(templates)
+            catalog.save_merges(merges)
             catalog.commit()
         except BaseException:
             catalog.rollback()
@@ -363,7 +365,7 @@ class EmbeddedStore(Store):
         return LogRecord(
             id=row[0], timestamp=ts, observed_at=ts + row[2], level=_LEVELS[row[3]],
             service=name("service", row[4]), host=name("host", row[5]), source=name("source", row[6]),
-            template_id=row[7], trace_id=row[8] or "", header=header, message=message,
+            template_id=self.catalog.resolve(row[7]), trace_id=row[8] or "", header=header, message=message,
             attributes=attrs or {},
         )
 
@@ -378,6 +380,8 @@ class EmbeddedStore(Store):
         return [self._row_to_record(conn, by_id[i]) for i in ids if i in by_id]
 
     def _lookup(self, field_name: str, value: str, kind: str) -> list[int]:
+        if field_name == "template":
+            return self.catalog.aliases_of(int(value))
         return self.catalog.lookup(field_name, value, kind)
 
     def _fts(self, plan: Plan) -> FtsQuery:
@@ -553,8 +557,10 @@ class EmbeddedStore(Store):
         rollup = self._rollup_where(plan)
         counts: dict[int, dict[str, int]] = {}
 
+        resolve = self.catalog.resolve
+
         def add(template: int, level: int, n: int) -> None:
-            levels = counts.setdefault(template, {})
+            levels = counts.setdefault(resolve(template), {})
             name = _LEVELS[level].name
             levels[name] = levels.get(name, 0) + n
 
@@ -573,7 +579,8 @@ class EmbeddedStore(Store):
                     add(template, level, n)
         return counts
 
-    def template_trends(self, template_ids: list[int], time: TimeRange, interval_ns: int) -> dict[int, dict[int, int]]:
+    def template_trends(self, template_ids: list[int], time: TimeRange,
+                        interval_ns: int) -> dict[int, dict[int, int]]:
         lo, hi = id_range(time)
         interval_ms = max(1, interval_ns // MS)
         trends: dict[int, dict[int, int]] = {t: {} for t in template_ids}
@@ -586,7 +593,8 @@ class EmbeddedStore(Store):
                 trend = trends[template]
                 for start, n in conn.execute(
                     f"SELECT ((rowid >> {SEQ_BITS}) / {interval_ms}) * {interval_ms}, count(*) FROM fts"
-                    " WHERE fts MATCH ? AND rowid BETWEEN ? AND ? GROUP BY 1", (f'"__t{template}"', s_lo, s_hi)):
+                    " WHERE fts MATCH ? AND rowid BETWEEN ? AND ? GROUP BY 1",
+                        (_template_tokens(self.catalog.aliases_of(template)), s_lo, s_hi)):
                     trend[start * MS] = trend.get(start * MS, 0) + n
         return trends
 
@@ -631,7 +639,8 @@ class EmbeddedStore(Store):
         return self.catalog.load_templates()
 
     def templates(self) -> list[Template]:
-        return self.catalog.load_templates()
+        merged = self.catalog.merges
+        return [t for t in self.catalog.load_templates() if t.id not in merged]
 
     def known_attributes(self) -> set[str]:
         return set(self.catalog.attribute_names)
@@ -710,6 +719,10 @@ class EmbeddedStore(Store):
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+
+def _template_tokens(template_ids: list[int]) -> str:
+    return " OR ".join(f'"__t{t}"' for t in template_ids)
 
 
 def _field_value(rec: LogRecord, field_name: str) -> str | None:
