@@ -276,7 +276,8 @@ class _LocalSender:
             self.store = open_store(data, writable=True)
         except StoreLockedError as exc:
             raise _fail(str(exc)) from None
-        self.pipeline = Pipeline(self.store).start()
+        # a short queue keeps the progress bar close to what is committed, and memory small
+        self.pipeline = Pipeline(self.store, max_queued=40_000).start()
         self.service, self.host = service, host
         self.rejected = 0
         self.futures: list[Any] = []
