@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from loglens.model import Level, LogRecord, Template
-from loglens.query.planning import Plan
+from loglens.query.planning import Plan, plan_query
 from loglens.store.base import (
     Bucket,
     SearchPage,
@@ -432,19 +432,23 @@ class EmbeddedStore(Store):
                     yield rec
 
     # ------------------------------------------------------------------ queries
+    def _spans(self, lo: int, hi: int, *, newest_first: bool = False) -> Iterator[tuple[_Conn, int, int]]:
+        """(connection, first id, last id) of each shard holding part of ``lo..hi``."""
+        shards = self._shards()
+        for shard in reversed(shards) if newest_first else shards:
+            if shard.overlaps(lo, hi):
+                yield self._reader(shard), max(lo, shard.lo), min(hi, shard.hi)
+
     def search(self, plan: Plan, time: TimeRange, limit: int, cursor: int | None = None) -> SearchPage:
         lo, hi = id_range(time)
         if cursor is not None:
             hi = min(hi, cursor - 1)
         fts = self._fts(plan)
         found: list[LogRecord] = []
-        for shard in reversed(self._shards()):
+        for conn, s_lo, s_hi in self._spans(lo, hi, newest_first=True):
             if len(found) >= limit:
                 break
-            if not shard.overlaps(lo, hi):
-                continue
-            conn = self._reader(shard)
-            for rec in self._matching(conn, plan, fts, lo, hi, limit - len(found)):
+            for rec in self._matching(conn, plan, fts, s_lo, s_hi, limit - len(found)):
                 found.append(rec)
                 if len(found) >= limit:
                     break
@@ -467,11 +471,7 @@ class EmbeddedStore(Store):
         counts: Counter[tuple[int, int]] = Counter()
         rollup = self._rollup_where(plan)
         fts = self._fts(plan)
-        for shard in self._shards():
-            if not shard.overlaps(lo, hi):
-                continue
-            conn = self._reader(shard)
-            s_lo, s_hi = max(lo, shard.lo), min(hi, shard.hi)
+        for conn, s_lo, s_hi in self._spans(lo, hi):
             if rollup is not None and (interval_ms is None or interval_ms % MINUTE_MS == 0):
                 bucket_sql = "0" if interval_ms is None else f"{{t}} / {interval_ms} * {interval_ms}"
                 for key, level, n in self._rolled_up(conn, "rollup_minute", [bucket_sql, "level"], rollup, s_lo,
@@ -533,19 +533,13 @@ class EmbeddedStore(Store):
         counter: Counter[str] = Counter()
         if rollup is not None and field_name in ("service", "level"):
             # Pre-aggregated minutes, exact rows at the edges: the same path as histograms.
-            for shard in self._shards():
-                if not shard.overlaps(lo, hi):
-                    continue
-                for key, n in self._rolled_up(self._reader(shard), "rollup_minute", [field_name], rollup,
-                                              max(lo, shard.lo), min(hi, shard.hi)):
+            for conn, s_lo, s_hi in self._spans(lo, hi):
+                for key, n in self._rolled_up(conn, "rollup_minute", [field_name], rollup, s_lo, s_hi):
                     counter[_LEVELS[key].name if field_name == "level" else self.catalog.name("service", key)] += n
         else:
             fts = self._fts(plan)
-            for shard in self._shards():
-                if not shard.overlaps(lo, hi):
-                    continue
-                conn = self._reader(shard)
-                for rec in self._matching(conn, plan, fts, max(lo, shard.lo), min(hi, shard.hi), None):
+            for conn, s_lo, s_hi in self._spans(lo, hi):
+                for rec in self._matching(conn, plan, fts, s_lo, s_hi, None):
                     value = _field_value(rec, field_name)
                     if value is not None:
                         counter[value] += 1
@@ -556,7 +550,6 @@ class EmbeddedStore(Store):
         lo, hi = id_range(time)
         rollup = self._rollup_where(plan)
         counts: dict[int, dict[str, int]] = {}
-
         resolve = self.catalog.resolve
 
         def add(template: int, level: int, n: int) -> None:
@@ -565,11 +558,7 @@ class EmbeddedStore(Store):
             levels[name] = levels.get(name, 0) + n
 
         fts = self._fts(plan)
-        for shard in self._shards():
-            if not shard.overlaps(lo, hi):
-                continue
-            conn = self._reader(shard)
-            s_lo, s_hi = max(lo, shard.lo), min(hi, shard.hi)
+        for conn, s_lo, s_hi in self._spans(lo, hi):
             if rollup is None:
                 for rec in self._matching(conn, plan, fts, s_lo, s_hi, None):
                     add(rec.template_id, int(rec.level), 1)
@@ -584,11 +573,7 @@ class EmbeddedStore(Store):
         lo, hi = id_range(time)
         interval_ms = max(1, interval_ns // MS)
         trends: dict[int, dict[int, int]] = {t: {} for t in template_ids}
-        for shard in self._shards():
-            if not shard.overlaps(lo, hi):
-                continue
-            conn = self._reader(shard)
-            s_lo, s_hi = max(lo, shard.lo), min(hi, shard.hi)
+        for conn, s_lo, s_hi in self._spans(lo, hi):
             for template in template_ids:
                 trend = trends[template]
                 for start, n in conn.execute(
@@ -613,24 +598,17 @@ class EmbeddedStore(Store):
         service = self.catalog.ids["service"].get(rec.service, 0)
         host = self.catalog.ids["host"].get(rec.host, 0)
         fts = FtsQuery(f'"__s{service}" AND "__h{host}"', True)
-        from loglens.query.planning import plan_query
-
         plan = plan_query("")
         older: list[LogRecord] = []
         newer: list[LogRecord] = []
-        shards = self._shards()
-        for shard in reversed(shards):
+        for conn, s_lo, s_hi in self._spans(0, record_id - 1, newest_first=True):
             if len(older) >= before:
                 break
-            if shard.overlaps(0, record_id - 1):
-                older.extend(self._matching(self._reader(shard), plan, fts, 0, record_id - 1,
-                                            before - len(older)))
-        for shard in shards:
+            older.extend(self._matching(conn, plan, fts, s_lo, s_hi, before - len(older)))
+        for conn, s_lo, s_hi in self._spans(record_id + 1, MAX_ID):
             if len(newer) >= after:
                 break
-            if shard.overlaps(record_id + 1, MAX_ID):
-                newer.extend(self._matching(self._reader(shard), plan, fts, record_id + 1, MAX_ID,
-                                            after - len(newer), descending=False))
+            newer.extend(self._matching(conn, plan, fts, s_lo, s_hi, after - len(newer), descending=False))
         older.reverse()
         return older, newer
 

@@ -1,0 +1,535 @@
+"""Kafka receiver: a consumer-group member that stores what it consumes before committing offsets.
+
+``loglens serve --kafka-brokers HOST:9092 --kafka-topic app-logs --kafka-group loglens`` runs one
+confluent-kafka ``Consumer`` (group ``--kafka-group``, subscribed to the comma-separated topics of
+``--kafka-topic``; a name starting with ``^`` is a regex) on a thread owned by
+:class:`KafkaReceiver`. Extra librdkafka properties (TLS, SASL...) come from the environment
+variable ``LOGLENS_KAFKA_OPTIONS``: ``key=value`` pairs separated by ``;`` or newlines.
+
+Values become records the way lines sent to ``/api/v1/logs`` do (:func:`loglens.parse.parse_line`):
+a JSON object (Spring Boot's logstash-logback-encoder or ECS JSON) is mapped by field names, any
+other value is a text line (UTF-8, invalid bytes replaced) with its header parsed; a multi-line
+value (a stack trace) stays one record. Each record gets the attributes ``kafka.topic``,
+``kafka.partition``, ``kafka.offset`` and, when the message has one, ``kafka.key``; they override
+same-named fields of the value. ``source`` is ``kafka``. A value without a timestamp of its own
+gets the Kafka message timestamp (the time it was produced), not the time it was consumed, so a
+backlog keeps its times. Empty values and tombstones are skipped and counted.
+
+Delivery: **at least once, deduplicated by topic/partition/offset.** Auto-commit is off. Batches of
+consumed messages are submitted to the pipeline (several in flight); when a batch's future resolves
+(its records are committed in the store) the offsets after it are committed to Kafka, synchronously.
+A crash between the two leaves stored records whose offsets Kafka will deliver again. To store them
+once only, on (re)assignment of a partition the receiver asks the store which offsets of that
+topic/partition are already stored in the window ``[committed, committed + DEDUP_WINDOW)`` and skips
+those messages. That window is enough because at most ``MAX_IN_FLIGHT`` batches (plus one whose
+offset commit is being retried) are ever stored without their offsets committed: consumption stops
+until they are. When Kafka's committed offset is not where consumption resumes (the topic was
+recreated, or the offsets expired and ``auto.offset.reset`` moved the position), nothing is skipped.
+A partition without a committed offset (first start of the group) is checked from its first
+consumed offset, so a crash before the first commit does not duplicate either.
+
+Backpressure: when the write queue is full (or ``MAX_IN_FLIGHT`` batches wait for their commit) the
+assigned partitions are paused, the consumer keeps polling (to stay in the group) without
+fetching, and resumes when there is room: memory stays bounded and nothing spins. On a rebalance
+the in-flight batches are finished and their offsets committed before the partitions are given up.
+If the store fails a batch, the consumer is closed and opened again after a pause, which resumes
+from the committed offsets (the deduplication covers what was stored after the failure).
+
+Counters in ``stats``: ``received``, ``stored``, ``duplicates``, ``empty``, ``invalid_utf8``,
+``malformed`` (values that broke the parser and are stored whole as text), ``consumer_errors``,
+``commits``, ``commit_errors``, ``store_errors``, ``pauses``, ``rebalances``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from loglens.ingest._net import guard_timestamps, in_range
+from loglens.model import Level, LogRecord
+from loglens.parse import parse_text, record_from_json
+from loglens.pipeline import QueueFullError
+from loglens.store.base import TimeRange
+
+if TYPE_CHECKING:
+    from loglens.config import Settings
+    from loglens.pipeline import Pipeline
+    from loglens.store.base import Store
+
+log = logging.getLogger(__name__)
+
+SOURCE = "kafka"
+INSTALL_HINT = "pip install 'loglens[kafka]'"
+#: Messages per ``consume`` call and per pipeline submission.
+BATCH = 2000
+#: Submitted batches whose offsets are not committed yet; more pauses consumption.
+MAX_IN_FLIGHT = 8
+#: Offsets after the committed one checked against the store on assignment. Larger than the most
+#: that can be stored without a commit: (MAX_IN_FLIGHT + 2) * BATCH.
+DEDUP_WINDOW = 100_000
+#: How long one poll waits for messages.
+POLL_SECONDS = 0.5
+#: How long a paused consumer waits between two tries.
+RETRY_SECONDS = 0.05
+#: Pause before the consumer is opened again after the store failed a batch.
+RESTART_SECONDS = 2.0
+#: Attributes that identify a Kafka record.
+TOPIC, PARTITION, OFFSET, KEY = "kafka.topic", "kafka.partition", "kafka.offset", "kafka.key"
+
+_TP = tuple[str, int]
+
+
+class KafkaUnavailableError(RuntimeError):
+    """Kafka ingest is enabled but confluent-kafka is not installed."""
+
+
+def _require_client() -> Any:
+    try:
+        import confluent_kafka
+    except ImportError as exc:
+        raise KafkaUnavailableError(
+            f"Kafka ingest (--kafka-brokers / LOGLENS_KAFKA_BROKERS) needs the confluent-kafka package: "
+            f"{INSTALL_HINT}") from exc
+    return confluent_kafka
+
+
+# ---------------------------------------------------------------------------------------- values
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The value as a JSON object when it is one (the same test as ``parse_line``)."""
+    stripped = text.strip()
+    if stripped[:1] != "{" or stripped[-1:] != "}":
+        return None
+    try:
+        obj = orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if type(obj) is dict else None
+
+
+def record_of(value: bytes | None, *, topic: str, partition: int, offset: int, key: bytes | None = None,
+              timestamp_ms: int | None = None, received_ns: int | None = None,
+              stats: dict[str, int] | None = None) -> LogRecord | None:
+    """One Kafka message value as a record, or None for an empty value or a tombstone. Never
+    raises on odd input; counts what was odd in ``stats``."""
+    counts = stats if stats is not None else {}
+    now = received_ns or time.time_ns()
+    if timestamp_ms is not None and timestamp_ms > 0 and in_range(timestamp_ms * 1_000_000):
+        now = timestamp_ms * 1_000_000
+    if not value:
+        counts["empty"] = counts.get("empty", 0) + 1
+        return None
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        counts["invalid_utf8"] = counts.get("invalid_utf8", 0) + 1
+        text = value.decode("utf-8", errors="replace")
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        counts["empty"] = counts.get("empty", 0) + 1
+        return None
+    try:
+        obj = _json_object(text)
+        if obj is not None:
+            guard_timestamps(obj)
+            rec = record_from_json(obj, received_ns=now, source=SOURCE)
+        else:
+            rec = parse_text(text, received_ns=now, source=SOURCE)
+    except Exception:  # a parser bug must not drop the message: keep it whole
+        counts["malformed"] = counts.get("malformed", 0) + 1
+        rec = LogRecord(now, text, Level.UNKNOWN, observed_at=now, source=SOURCE)
+    if not in_range(rec.timestamp):  # a header dated 9999 or 1900: the store cannot take it
+        rec.attributes.setdefault("timestamp_original", str(rec.timestamp))
+        rec.timestamp = now
+    attrs = rec.attributes
+    attrs[TOPIC] = topic
+    attrs[PARTITION] = partition
+    attrs[OFFSET] = offset
+    if key is not None:
+        attrs[KEY] = key.decode("utf-8", errors="replace")
+    elif KEY in attrs:
+        del attrs[KEY]
+    return rec
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def stored_offsets(store: Store, topic: str, partition: int, lo: int, hi: int) -> set[int]:
+    """Offsets in ``[lo, hi)`` of ``topic``/``partition`` that are stored already."""
+    from loglens.query.engine import QueryEngine
+
+    if not {TOPIC, PARTITION, OFFSET} <= store.known_attributes():
+        return set()  # no Kafka record was ever stored
+    engine = QueryEngine(store)
+    plan = engine.plan(f"{TOPIC}={_quote(topic)} {PARTITION}={partition} {OFFSET}>={lo} {OFFSET}<{hi}")
+    found: set[int] = set()
+    cursor: int | None = None
+    while True:
+        page = store.search(plan, TimeRange(None, None), 10_000, cursor)
+        for rec in page.records:
+            attrs = rec.attributes
+            off = attrs.get(OFFSET)
+            if attrs.get(TOPIC) == topic and attrs.get(PARTITION) == partition and type(off) is int:
+                found.add(off)
+        cursor = page.next_cursor
+        if cursor is None or not page.records:
+            return found
+
+
+def consumer_options(settings: Settings) -> dict[str, Any]:
+    """librdkafka configuration of the receiver's consumer."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_brokers,
+        "group.id": settings.kafka_group,
+        "client.id": "loglens",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        # a log platform should not skip what was produced before its first start
+        "auto.offset.reset": "earliest",
+        # bound what is prefetched per partition (memory) while keeping fetches large
+        "queued.max.messages.kbytes": 16384,
+    }
+    for part in os.environ.get("LOGLENS_KAFKA_OPTIONS", "").replace("\n", ";").split(";"):
+        if part.strip():
+            name, sep, value = part.partition("=")
+            if not sep:
+                raise ValueError(f"LOGLENS_KAFKA_OPTIONS: expected key=value, got {part.strip()!r}")
+            conf[name.strip()] = value.strip()
+    return conf
+
+
+def topics_of(value: str) -> list[str]:
+    topics = [t.strip() for t in value.split(",") if t.strip()]
+    if not topics:
+        raise ValueError("no Kafka topic given (--kafka-topic)")
+    return topics
+
+
+# ---------------------------------------------------------------------------------------- consumer
+@dataclass(slots=True)
+class _Batch:
+    records: list[LogRecord] = field(default_factory=list)
+    #: Next offset to commit per partition once the records are stored.
+    offsets: dict[_TP, int] = field(default_factory=dict)
+    future: Future[int] | None = None
+
+
+@dataclass(slots=True)
+class _Partition:
+    checked: bool = False
+    #: Stored offsets still to be skipped when they come again.
+    skip: set[int] = field(default_factory=set)
+    skip_max: int = -1
+
+
+class KafkaReceiver:
+    def __init__(self, pipeline: Pipeline, conf: dict[str, Any], topics: list[str]) -> None:
+        self._ck = _require_client()
+        self.pipeline = pipeline
+        self.conf = dict(conf)
+        self.conf.setdefault("logger", logging.getLogger("loglens.ingest.kafka.librdkafka"))
+        self.topics = topics
+        self.stats: dict[str, int] = dict.fromkeys((
+            "received", "stored", "duplicates", "empty", "invalid_utf8", "malformed", "consumer_errors",
+            "commits", "commit_errors", "store_errors", "pauses", "rebalances"), 0)
+        self._stop = threading.Event()
+        self._consumer: Any = None
+        self._parts: dict[_TP, _Partition] = {}
+        self._pending = _Batch()
+        self._inflight: collections.deque[_Batch] = collections.deque()
+        self._to_commit: dict[_TP, int] = {}
+        self._commit_retry_at = 0.0
+        self._broken: set[_TP] = set()  # partitions with a batch the store failed
+        self._paused = False
+        self._reassigned = False
+        self._last_error: dict[str, float] = {}
+        self._open()  # configuration errors are raised here, in the caller's thread
+        self._thread = threading.Thread(target=self._run, name="loglens-kafka", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ lifecycle
+    def _open(self) -> None:
+        self._consumer = self._ck.Consumer(self.conf)
+        self._parts.clear()
+        self._paused = False
+        self._reassigned = False
+        self._consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_lost)
+
+    def close(self, timeout: float = 60) -> None:
+        """Stop consuming, store and commit what is in flight, leave the group."""
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("kafka: the consumer did not stop within %.0f s", timeout)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._step()
+                except Exception:
+                    log.exception("kafka: consumer loop failed; restarting the consumer")
+                    self._restart()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            if not self._broken:
+                self._submit(block=True)
+            self._reap(wait=True)
+            self._commit()
+        except Exception:
+            log.exception("kafka: finishing the in-flight batches failed")
+        try:
+            self._consumer.close()  # leaves the group (on_revoke finds nothing left to do)
+        except Exception:
+            log.exception("kafka: closing the consumer failed")
+
+    def _restart(self) -> None:
+        """After a store failure: close the consumer and open it again, which resumes at the
+        committed offsets (what was stored after them is skipped by the deduplication)."""
+        self._pending = _Batch()
+        try:
+            self._reap(wait=True)
+            self._commit()
+        except Exception:
+            log.exception("kafka: finishing the in-flight batches failed")
+        self._to_commit.clear()
+        try:
+            self._consumer.close()
+        except Exception:
+            log.exception("kafka: closing the consumer failed")
+        self._broken.clear()
+        self._stop.wait(RESTART_SECONDS)
+        if not self._stop.is_set():
+            self._open()
+
+    # ------------------------------------------------------------------ the loop
+    def _step(self) -> None:
+        self._reap(wait=False)
+        if self._to_commit and time.monotonic() >= self._commit_retry_at:
+            self._commit()
+        if self._broken:
+            self._restart()
+            return
+        blocked = bool(self._pending.records or self._pending.offsets) or len(self._inflight) >= MAX_IN_FLIGHT \
+            or bool(self._to_commit)
+        self._set_paused(blocked)
+        if blocked:
+            if self._inflight:  # wait for the oldest commit instead of spinning
+                oldest = self._inflight[0].future
+                if oldest is not None:
+                    wait_futures([oldest], timeout=RETRY_SECONDS)
+                timeout = 0.0
+            else:
+                timeout = RETRY_SECONDS
+            # paused: this serves rebalances and keeps the membership alive without fetching
+            messages = self._consumer.consume(num_messages=BATCH, timeout=timeout)
+        else:
+            messages = self._consumer.consume(num_messages=BATCH, timeout=POLL_SECONDS)
+        if messages:
+            self._add(messages)
+        if self._pending.records or self._pending.offsets:
+            self._submit(block=False)
+
+    def _set_paused(self, paused: bool) -> None:
+        """Pause or resume the whole assignment (again after a rebalance changed it)."""
+        if paused == self._paused and not self._reassigned:
+            return
+        parts = self._consumer.assignment()
+        if parts:
+            if paused:
+                self._consumer.pause(parts)
+            else:
+                self._consumer.resume(parts)
+        if paused and not self._paused:
+            self.stats["pauses"] += 1
+        self._paused = paused
+        self._reassigned = False
+
+    def _add(self, messages: list[Any]) -> None:
+        ck = self._ck
+        self._check_partitions(messages)
+        batch = self._pending
+        stats = self.stats
+        for m in messages:
+            err = m.error()
+            if err is not None:
+                if err.code() != ck.KafkaError._PARTITION_EOF:
+                    stats["consumer_errors"] += 1
+                    self._warn_once(str(err))
+                continue
+            stats["received"] += 1
+            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            tp = (topic, partition)
+            batch.offsets[tp] = offset + 1
+            part = self._parts.get(tp)
+            if part is not None and part.skip:
+                if offset in part.skip:
+                    part.skip.discard(offset)
+                    stats["duplicates"] += 1
+                    continue
+                if offset > part.skip_max:
+                    part.skip.clear()
+            ts_type, ts_ms = m.timestamp()
+            rec = record_of(m.value(), topic=topic, partition=partition, offset=offset, key=m.key(),
+                            timestamp_ms=ts_ms if ts_type != ck.TIMESTAMP_NOT_AVAILABLE else None, stats=stats)
+            if rec is not None:
+                batch.records.append(rec)
+
+    def _warn_once(self, message: str) -> None:
+        """Log a consumer error, the same one at most once a minute (a missing topic repeats)."""
+        now = time.monotonic()
+        if now - self._last_error.get(message, -3600.0) >= 60:
+            if len(self._last_error) > 256:
+                self._last_error.clear()
+            self._last_error[message] = now
+            log.warning("kafka: %s", message)
+
+    def _check_partitions(self, messages: list[Any]) -> None:
+        """Deduplication: on the first messages of a newly assigned partition, find which of the
+        offsets about to come again are stored already."""
+        first: dict[_TP, int] = {}
+        for m in messages:
+            if m.error() is None:
+                tp = (m.topic(), m.partition())
+                part = self._parts.get(tp)
+                if (part is None or not part.checked) and tp not in first:
+                    first[tp] = m.offset()
+        if not first:
+            return
+        committed: dict[_TP, int] = {}
+        try:
+            for tp in self._consumer.committed([self._ck.TopicPartition(t, p) for t, p in first], timeout=30):
+                if tp.error is None:
+                    committed[(tp.topic, tp.partition)] = tp.offset
+        except self._ck.KafkaException as exc:
+            log.warning("kafka: could not read the committed offsets (%s); checking from the first offsets", exc)
+        for tp, start in first.items():
+            part = self._parts.setdefault(tp, _Partition())
+            part.checked = True
+            at = committed.get(tp, -1)
+            if at >= 0 and at != start:
+                log.info("kafka: %s[%d] resumes at offset %d, not at its committed %d: no deduplication",
+                         tp[0], tp[1], start, at)
+                continue
+            part.skip = stored_offsets(self.pipeline.store, tp[0], tp[1], start, start + DEDUP_WINDOW)
+            part.skip_max = max(part.skip, default=-1)
+            if part.skip:
+                log.info("kafka: %s[%d]: %d records from offset %d are stored already and will be skipped",
+                         tp[0], tp[1], len(part.skip), start)
+
+    def _submit(self, *, block: bool) -> None:
+        batch = self._pending
+        if not batch.records and not batch.offsets:
+            return
+        if batch.records:
+            try:
+                batch.future = self.pipeline.submit(batch.records, source=SOURCE, block=block)
+            except QueueFullError:
+                return  # stays pending; the loop pauses the partitions and tries again
+        else:  # only duplicates or empty values: nothing to store, the offsets still move on
+            batch.future = Future()
+            batch.future.set_result(0)
+        self._inflight.append(batch)
+        self._pending = _Batch()
+
+    def _reap(self, *, wait: bool) -> None:
+        """Collect the stored batches, in order, and commit the offsets after them."""
+        done = False
+        while self._inflight:
+            batch = self._inflight[0]
+            fut = batch.future
+            assert fut is not None
+            if not wait and not fut.done():
+                break
+            self._inflight.popleft()
+            exc = fut.exception()
+            if exc is not None:
+                self.stats["store_errors"] += 1
+                log.error("kafka: storing %d records failed (%s); they will be consumed again",
+                          len(batch.records), exc)
+                self._broken.update(batch.offsets)
+                continue
+            self.stats["stored"] += len(batch.records)
+            for tp, off in batch.offsets.items():
+                if tp not in self._broken:  # never commit past a batch that was not stored
+                    self._to_commit[tp] = off
+            done = True
+        if done:
+            self._commit()
+
+    def _commit(self) -> None:
+        if not self._to_commit:
+            return
+        ck = self._ck
+        offsets = [ck.TopicPartition(t, p, o) for (t, p), o in self._to_commit.items()]
+        try:
+            result = self._consumer.commit(offsets=offsets, asynchronous=False)
+        except ck.KafkaException as exc:
+            self._commit_failed(str(exc))
+            return
+        failed = [tp for tp in result or () if tp.error is not None]
+        if failed:
+            self._commit_failed(", ".join(f"{tp.topic}[{tp.partition}]: {tp.error}" for tp in failed))
+            keep = {(tp.topic, tp.partition) for tp in failed}
+            self._to_commit = {tp: o for tp, o in self._to_commit.items() if tp in keep}
+            return
+        self.stats["commits"] += 1
+        self._to_commit.clear()
+
+    def _commit_failed(self, reason: str) -> None:
+        self.stats["commit_errors"] += 1
+        self._commit_retry_at = time.monotonic() + 1.0
+        log.warning("kafka: committing offsets failed (%s); will retry", reason)
+
+    # ------------------------------------------------------------------ rebalances
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self.stats["rebalances"] += 1
+        self._reassigned = True
+        for tp in partitions:
+            self._parts[(tp.topic, tp.partition)] = _Partition()
+        log.info("kafka: assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing")
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        """Finish the in-flight batches and commit their offsets before the partitions go."""
+        self._finish(partitions, commit=True)
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        """The partitions are already someone else's: store what is in flight, commit nothing."""
+        self._finish(partitions, commit=False)
+
+    def _finish(self, partitions: list[Any], *, commit: bool) -> None:
+        try:
+            if not self._broken:
+                self._submit(block=True)
+            self._reap(wait=True)
+            if commit:
+                self._commit()
+        except Exception:
+            log.exception("kafka: finishing the in-flight batches on rebalance failed")
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        for tp in gone:
+            self._parts.pop(tp, None)
+            self._to_commit.pop(tp, None)
+        self._reassigned = True
+
+
+def start(settings: Settings, pipeline: Pipeline) -> KafkaReceiver:
+    _require_client()
+    receiver = KafkaReceiver(pipeline, consumer_options(settings), topics_of(settings.kafka_topic))
+    log.info("kafka: consuming %s from %s as group %s", ", ".join(receiver.topics), settings.kafka_brokers,
+             settings.kafka_group)
+    return receiver
