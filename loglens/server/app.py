@@ -115,8 +115,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return ORJSONResponse({"status": "ready", "queued": runtime.pipeline.queued})
 
     @app.post("/api/v1/logs")
-    async def ingest(request: Request, service: str = "", host: str = "") -> ORJSONResponse:
+    async def ingest(request: Request, service: str = "", host: str = "", grok: str = "") -> ORJSONResponse:
         runtime = rt()
+        grok_pattern = None
+        if grok:  # ?grok=NAME (a library pattern) or a URL-encoded grok pattern for the text lines
+            from loglens.parse.grok import GrokError, resolve
+
+            try:
+                grok_pattern = resolve(grok)
+            except GrokError as exc:
+                return _error(400, f"grok: {exc}")
         limit = runtime.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -139,8 +147,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rejected = [{"line": r.line, "reason": r.reason} for r in decoded.rejected]
         service = service or request.headers.get("x-loglens-service", "")
         host = host or request.headers.get("x-loglens-host", "")
+        items: list[Any] = decoded.items
+        if grok_pattern is not None:
+            from loglens.parse.grok import grok_record
+
+            received = time.time_ns()
+            items = [grok_record(i, grok_pattern, received_ns=received, service=service, host=host, source="http")
+                     if isinstance(i, str) else i for i in items]
         try:
-            future = runtime.pipeline.submit(decoded.items, service=service, host=host, source="http")
+            future = runtime.pipeline.submit(items, service=service, host=host, source="http")
         except QueueFullError as exc:
             return ORJSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": "1"})
         try:

