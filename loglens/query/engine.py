@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loglens.model import Level, LogRecord
-from loglens.query.planning import BUILTIN_FIELDS, Plan, plan_query
+from loglens.query.planning import Plan, plan_query, resolve_field_name
 from loglens.query.timerange import now_ns, parse_duration, parse_time
 from loglens.store.base import Bucket, SearchPage, Store, TimeRange, TopValue
 
@@ -126,14 +126,10 @@ class QueryEngine:
             limit: int = 10) -> list[TopValue]:
         if not 1 <= limit <= 1_000:
             raise ParameterError("limit must be between 1 and 1000")
-        from loglens.query.planning import FIELD_ALIASES
-
-        canonical = FIELD_ALIASES.get(field_name.lower(), field_name)
-        if canonical.lower() in BUILTIN_FIELDS:
-            canonical = canonical.lower()
-        elif canonical not in self.store.known_attributes():
-            known = ", ".join([*BUILTIN_FIELDS, *sorted(self.store.known_attributes())[:60]])
-            raise ParameterError(f"unknown field {field_name!r}; known fields: {known}")
+        try:
+            canonical = resolve_field_name(field_name, self.store.known_attributes())
+        except KeyError as exc:
+            raise ParameterError(exc.args[0]) from None
         return self.store.top(self.plan(q), self.time_range(start, end), canonical, limit)
 
     def context(self, record_id: str | int, before: int = 20, after: int = 20) -> dict[str, Any]:

@@ -125,6 +125,18 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def resolve_field_name(name: str, known_attributes: Collection[str]) -> str:
+    """The canonical name of a built-in field or a known attribute; KeyError says which exist."""
+    canonical = FIELD_ALIASES.get(name.lower(), name)
+    if canonical.lower() in BUILTIN_FIELDS:
+        return canonical.lower()
+    if canonical in known_attributes:
+        return canonical
+    known = sorted(known_attributes)
+    shown = ", ".join([*BUILTIN_FIELDS, *known[:60]]) + (" ..." if len(known) > 60 else "")
+    raise KeyError(f"unknown field {name!r}; known fields: {shown}")
+
+
 @dataclass(slots=True)
 class Plan:
     """A checked query: the resolved tree and its exact predicate."""
@@ -146,14 +158,10 @@ class _Planner:
         self.fields: set[str] = set()
 
     def resolve_field(self, name: str, pos: int) -> str:
-        canonical = FIELD_ALIASES.get(name.lower(), name)
-        if canonical.lower() in BUILTIN_FIELDS:
-            return canonical.lower()
-        if canonical in self.known:
-            return canonical
-        known = sorted(self.known)
-        shown = ", ".join([*BUILTIN_FIELDS, *known[:60]]) + (" ..." if len(known) > 60 else "")
-        raise QueryError(f"unknown field {name!r}; known fields: {shown}", pos, self.query)
+        try:
+            return resolve_field_name(name, self.known)
+        except KeyError as exc:
+            raise QueryError(exc.args[0], pos, self.query) from None
 
     def resolve(self, node: ast.Node) -> ast.Node:
         if isinstance(node, ast.FieldMatch):

@@ -20,8 +20,16 @@ from loglens.ingest import http_routers, start_receivers
 from loglens.ingest.bodies import BodyError, decode_body
 from loglens.model import LogRecord
 from loglens.pipeline import Pipeline, QueueFullError
-from loglens.query.engine import ParameterError, PatternQueries, QueryEngine, record_dict
+from loglens.query.engine import (
+    ParameterError,
+    PatternQueries,
+    QueryEngine,
+    format_ts,
+    parse_record_id,
+    record_dict,
+)
 from loglens.query.errors import QueryError
+from loglens.query.planning import BUILTIN_FIELDS
 from loglens.query.timerange import now_ns, parse_duration
 from loglens.store import open_store
 
@@ -186,7 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return ORJSONResponse({
             "interval_ms": hist.interval_ns // 1_000_000,
             "buckets": [
-                {"start": _iso(b.start), "start_ms": b.start // 1_000_000, "total": b.total, "counts": b.counts}
+                {"start": format_ts(b.start), "start_ms": b.start // 1_000_000, "total": b.total, "counts": b.counts}
                 for b in hist.buckets
             ],
         })
@@ -212,8 +220,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api/v1/records/{record_id}")
     def record(record_id: str) -> ORJSONResponse:
-        from loglens.query.engine import parse_record_id
-
         rec = rt().store.get(parse_record_id(record_id))
         if rec is None:
             return _error(404, f"no record {record_id}")
@@ -228,10 +234,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api/v1/fields")
     def fields() -> dict[str, Any]:
-        store = rt().store
-        from loglens.query.planning import BUILTIN_FIELDS
-
-        return {"builtin": list(BUILTIN_FIELDS), "attributes": sorted(store.known_attributes())}
+        return {"builtin": list(BUILTIN_FIELDS), "attributes": sorted(rt().store.known_attributes())}
 
     @app.get("/api/v1/tail")
     async def tail(request: Request, q: str = "") -> StreamingResponse:
@@ -271,8 +274,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         s = rt().store.stats()
         return {
             "records": s.records, "bytes_on_disk": s.bytes_on_disk,
-            "first_timestamp": _iso(s.first_timestamp) if s.first_timestamp else None,
-            "last_timestamp": _iso(s.last_timestamp) if s.last_timestamp else None,
+            "first_timestamp": format_ts(s.first_timestamp) if s.first_timestamp else None,
+            "last_timestamp": format_ts(s.last_timestamp) if s.last_timestamp else None,
             "services": s.services, "templates": s.templates, "shards": s.shards,
             "queued": rt().pipeline.queued,
         }
@@ -293,8 +296,3 @@ def _offer(queue: asyncio.Queue[list[LogRecord]], batch: list[LogRecord]) -> Non
         queue.get_nowait()
     queue.put_nowait(batch)
 
-
-def _iso(ns: int) -> str:
-    from loglens.query.engine import format_ts
-
-    return format_ts(ns)
