@@ -88,6 +88,10 @@ def serve(
     kafka_group: Annotated[str | None, typer.Option(help="Kafka group [env LOGLENS_KAFKA_GROUP; loglens].")] = None,
     config: Annotated[str | None, typer.Option(
         help="TOML file with [[sources]] of files to tail [env LOGLENS_CONFIG].")] = None,
+    auth: Annotated[str | None, typer.Option(
+        help="Require API keys: on, off, or auto (on unless bound to loopback) [env LOGLENS_AUTH].")] = None,
+    insecure: Annotated[bool | None, typer.Option(
+        "--insecure", help="Allow a non-loopback address with auth off [env LOGLENS_INSECURE].")] = None,
     log_level: Annotated[str, typer.Option(help="Server log level.")] = "info",
 ) -> None:
     """Start the HTTP server (API and UI) on the embedded store."""
@@ -110,6 +114,14 @@ def serve(
             raise _fail(f"--retention: {exc}") from None
     if settings.durability not in ("normal", "full"):
         raise _fail("--durability is normal or full")
+    from loglens.server.auth import auth_enabled, is_loopback
+
+    if settings.auth.strip().lower() not in ("on", "off", "auto", "true", "false", "1", "0", "yes", "no"):
+        raise _fail("--auth is on, off or auto")
+    if not auth_enabled(settings) and not is_loopback(settings.host) and not settings.insecure:
+        raise _fail(f"refusing to listen on {settings.host} without authentication: anyone who can reach it "
+                    "could read and write the logs. Use --auth on (create a key with `loglens keys create`), "
+                    "bind 127.0.0.1, or pass --insecure if a network control protects this port")
     try:  # say plainly when another process holds the data directory, before the server starts
         open_store(settings.data, writable=True).close()
     except StoreLockedError as exc:
@@ -301,7 +313,7 @@ class _RemoteSender:
     def __init__(self, url: str, service: str, host: str) -> None:
         import httpx
 
-        self.client = httpx.Client(base_url=url, timeout=60)
+        self.client = httpx.Client(base_url=url, timeout=60, headers=_key_headers())
         self.params = {k: v for k, v in (("service", service), ("host", host)) if v}
         self.rejected = 0
 
@@ -334,11 +346,17 @@ def _engine(data: str) -> Any:
         raise _fail(str(exc)) from None
 
 
+def _key_headers() -> dict[str, str]:
+    """``Authorization`` for a server with auth on, from ``LOGLENS_API_KEY``."""
+    key = os.environ.get("LOGLENS_API_KEY", "").strip()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def _remote_get(url: str, path: str, params: dict[str, Any]) -> Any:
     import httpx
 
     resp = httpx.get(url.rstrip("/") + path, params={k: v for k, v in params.items() if v is not None},
-                     timeout=60)
+                     timeout=60, headers=_key_headers())
     if resp.status_code >= 400:
         try:
             message = resp.json().get("error", resp.text)
@@ -489,7 +507,8 @@ def _tail_remote(url: str, query: str, output: str, lines: int) -> None:
     if lines:
         recent = _remote_get(url, "/api/v1/search", {"q": query, "limit": lines})["records"]
         _print_records(list(reversed(recent)), output)
-    with httpx.stream("GET", url.rstrip("/") + "/api/v1/tail", params={"q": query}, timeout=None) as resp:
+    with httpx.stream("GET", url.rstrip("/") + "/api/v1/tail", params={"q": query}, timeout=None,
+                      headers=_key_headers()) as resp:
         if resp.status_code >= 400:
             resp.read()
             raise _fail(resp.json().get("error", resp.text))
@@ -553,6 +572,62 @@ def stats(
     for name, n in result["services"].items():
         table.add_row(name or "(none)", f"{n:,}")
     console.print(table)
+
+
+# ------------------------------------------------------------------------------ backup, restore
+def _file_progress() -> Progress:
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[file]}"),
+               TimeElapsedColumn()]
+    return Progress(*columns, console=err, transient=False, disable=not err.is_terminal)
+
+
+@app.command()
+def backup(
+    dest: Annotated[str, typer.Argument(help="New directory to write the backup into.")],
+    data: DataOpt = DEFAULT_DATA,
+) -> None:
+    """Consistent snapshot of the data directory while ingest goes on (a running server may keep writing)."""
+    from loglens.store.embedded.backup import BackupError, plan_backup
+    from loglens.store.embedded.backup import backup as take_backup
+
+    started = time.perf_counter()
+    try:
+        files = plan_backup(Path(data))
+        with _file_progress() as progress:
+            task = progress.add_task("backup", total=sum(f.size for f in files), file="")
+            sizes = {f.name: f.size for f in files}
+            manifest = take_backup(data, dest, files=files, on_file=lambda name, _n: progress.update(
+                task, advance=sizes.get(name, 0), file=name))
+    except BackupError as exc:
+        raise _fail(str(exc)) from None
+    size = sum(f["bytes"] for f in manifest["files"])
+    err.print(f"[bold green]backed up[/] {manifest['records']:,} records in {len(manifest['files'])} files "
+              f"({size:,} bytes) to {dest} in {time.perf_counter() - started:.2f}s", highlight=False)
+
+
+@app.command()
+def restore(
+    src: Annotated[str, typer.Argument(help="A directory written by `loglens backup`.")],
+    data: DataOpt = DEFAULT_DATA,
+) -> None:
+    """Restore a backup into an empty (or new) data directory, verifying checksums and integrity."""
+    from loglens.store.embedded.backup import BackupError, read_manifest
+    from loglens.store.embedded.backup import restore as do_restore
+
+    started = time.perf_counter()
+    try:
+        total = sum(int(f.get("bytes", 0)) for f in read_manifest(Path(src))["files"])
+        with _file_progress() as progress:
+            checking = progress.add_task("verify", total=total, file="")
+            copying = progress.add_task("restore", total=total, file="")
+            manifest = do_restore(
+                src, data,
+                on_verify=lambda name, n: progress.update(checking, advance=n, file=name),
+                on_file=lambda name, n: progress.update(copying, advance=n, file=name))
+    except BackupError as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"[bold green]restored[/] {manifest['records']:,} records from {src} (taken {manifest['created']}) "
+              f"into {data}: checksums and integrity ok, in {time.perf_counter() - started:.2f}s", highlight=False)
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -626,6 +701,73 @@ def patterns(
     console.print(table)
     console.print(f"[dim]{len(result['patterns'])} patterns from {result['from']} to {result['to']}; "
                   f"trend points are {result['trend_interval_ms'] / 1000:g}s[/]")
+
+
+# ----------------------------------------------------------------------------------------- keys
+keys_app = typer.Typer(help="API keys for a server with auth on (see docs/operations.md).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + "Z"
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[str, typer.Option(help="ingest (write endpoints), read (queries, /metrics) or admin (all).")],
+    name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
+    data: DataOpt = DEFAULT_DATA,
+) -> None:
+    """Create a key and print it once: only its hash is stored."""
+    from loglens.keys import SCOPES, KeyStore
+
+    if scope not in SCOPES:
+        raise _fail(f"--scope is one of {', '.join(SCOPES)}")
+    record, key = KeyStore(data).create(scope, name)
+    err.print(f"created key [bold]{record.id}[/] ({record.scope}{', ' + record.name if record.name else ''}); "
+              "it is shown once, store it now:", highlight=False)
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    output: Annotated[str, typer.Option("-o", "--output", help="table or json.")] = "table",
+    data: DataOpt = DEFAULT_DATA,
+) -> None:
+    """The keys (never the keys themselves): id, name, scope, created, last used."""
+    from loglens.keys import KeyStore
+
+    keys = KeyStore(data, create=False).all(include_revoked=all_)
+    if output == "json":
+        for k in keys:
+            sys.stdout.buffer.write(orjson.dumps({"id": k.id, "name": k.name, "scope": k.scope, "created": k.created,
+                                                  "last_used": k.last_used, "revoked": k.revoked}) + b"\n")
+        return
+    table = Table(box=None)
+    for column in ("id", "name", "scope", "created", "last used", *(["revoked"] if all_ else [])):
+        table.add_column(column)
+    for k in keys:
+        table.add_row(k.id, k.name, k.scope, _when(k.created), _when(k.last_used),
+                      *([_when(k.revoked)] if all_ else []))
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_or_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`) or the key itself.")],
+    data: DataOpt = DEFAULT_DATA,
+) -> None:
+    """Revoke a key: a running server refuses it from its next request."""
+    from loglens.keys import KeyStore
+
+    record = KeyStore(data, create=False).revoke(key_or_id)
+    if record is None:
+        raise _fail("no active key with that id or value", code=1)
+    err.print(f"revoked key [bold]{record.id}[/] ({record.scope}{', ' + record.name if record.name else ''})",
+              highlight=False)
 
 
 def main() -> None:

@@ -36,3 +36,13 @@ class Settings(BaseSettings):
     kafka_group: str = "loglens"
     #: A TOML file with ``[[sources]]`` of files to tail (and other settings).
     config: str = ""
+
+    # API keys (see docs/operations.md).
+    #: ``on``, ``off``, or ``auto``: on unless the server binds a loopback address only.
+    auth: str = "auto"
+    #: Allow binding a non-loopback address with auth off.
+    insecure: bool = False
+    #: Failed authentications from one address within a minute before it is refused (429); 0 = no limit.
+    auth_max_failures: int = 10
+    #: How long such an address is refused, in seconds.
+    auth_block_seconds: float = 60.0

@@ -82,6 +82,8 @@ class Pipeline:
         self._queued_lock = threading.Lock()
         self._space = threading.Condition(self._queued_lock)
         self._subscribers: list[Subscriber] = []
+        #: Called with each batch's commit time in seconds (metrics).
+        self.commit_observers: list[Callable[[float], None]] = []
         #: Parsed batches waiting for the writer; two keep both threads busy without hoarding memory.
         self._parsed: queue.Queue[_Parsed | None] = queue.Queue(maxsize=2)
         self._threads: list[threading.Thread] = []
@@ -209,9 +211,12 @@ class Pipeline:
                 log.exception("write failed")
                 self._fail(parsed.batch, parsed.size, exc)
                 continue
+            elapsed = time.perf_counter() - started
             self.stats.records += len(parsed.records)
             self.stats.batches += 1
-            self.stats.commit_seconds += time.perf_counter() - started
+            self.stats.commit_seconds += elapsed
+            for observe in self.commit_observers:
+                observe(elapsed)
             self._release(parsed.size)
             for sub in parsed.batch:
                 sub.future.set_result(len(sub.items))

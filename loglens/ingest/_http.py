@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from loglens.ingest.bodies import BodyError, gunzip
+from loglens.pipeline import QueueFullError
 
 if TYPE_CHECKING:
     from fastapi import Request
@@ -135,5 +136,16 @@ async def commit(request: Request, items: Sequence[RawItem], *, source: str, ser
     """
     if not items:
         return 0
-    future = runtime_of(request).pipeline.submit(list(items), service=service, host=host, source=source)
+    try:
+        future = runtime_of(request).pipeline.submit(list(items), service=service, host=host, source=source)
+    except QueueFullError:
+        count_rejected(request, source, "backpressure", len(items))
+        raise
     return int(await asyncio.wrap_future(future))
+
+
+def count_rejected(request: Request, receiver: str, reason: str, n: int) -> None:
+    """Count records a receiver refused in the server's metrics (``loglens_records_rejected_total``)."""
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None and n > 0:
+        metrics.rejected(receiver, reason, n)

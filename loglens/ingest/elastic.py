@@ -39,7 +39,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from loglens import __version__
-from loglens.ingest._http import commit, decompress, read_body, runtime_of
+from loglens.ingest._http import commit, count_rejected, decompress, read_body, runtime_of
 from loglens.ingest.bodies import BodyError
 from loglens.model import LogRecord
 from loglens.parse import record_from_json
@@ -289,6 +289,7 @@ async def _bulk(request: Request, default_index: str) -> Response:
     failed = await _store(request, bulk.records)
     if failed is not None:
         return failed
+    count_rejected(request, "elastic", "malformed", sum(it.error is not None for it in bulk.items))
     return _json({
         "took": int((time.perf_counter() - started) * 1000),
         "errors": any(it.error is not None for it in bulk.items),

@@ -392,6 +392,7 @@ class FileTailer:
             "duplicates_skipped": 0,
         }
         self._tails: dict[Key, _Tail] = {}
+        self._index = {id(src): i for i, src in enumerate(config.sources)}
         #: Registry entries of files not open now: key -> entry (with "seen" = time last found)
         self._known: dict[Key, dict[str, Any]] = self._load_registry()
         self._last_scan: dict[int, float] = {}
@@ -427,6 +428,7 @@ class FileTailer:
     def _entry(self, tail: _Tail) -> dict[str, Any]:
         inflight = max([i.end for i in tail.inflight if i.generation == tail.generation] + [tail.committed])
         return {"device": tail.key[0], "inode": tail.key[1], "path": tail.path, "offset": tail.committed,
+                "source": self._index.get(id(tail.src), -1),
                 "inflight": inflight, "gz": tail.gz, "done": tail.gz and tail.eof and not tail.inflight
                 and not tail.buffer and not tail.joiner.pending()}
 
@@ -535,10 +537,13 @@ class FileTailer:
                     continue
             self._open(key, path, src, st, entry)
         # registry entries of files that are nowhere: drop after the grace period
-        grace = max((s.clean_removed for s in self.config.sources), default=60.0)
         for key, entry in list(self._known.items()):
             if key in self._tails or key in found:
                 continue
+            index = entry.get("source", -1)
+            if 0 <= index < len(self.config.sources) and id(self.config.sources[index]) not in due:
+                continue
+            grace = self.config.sources[index].clean_removed if 0 <= index < len(self.config.sources) else 60.0
             if now - entry.get("seen", now) > grace:
                 del self._known[key]
                 self._dirty = True
@@ -612,8 +617,6 @@ class FileTailer:
             while True:
                 page = engine.search(q, limit=10_000, cursor=cursor)
                 for rec in page.records:
-                    if rec.attributes.get("log.file.device_id", key[0]) != key[0]:
-                        continue
                     value = rec.attributes.get("log.offset")
                     if isinstance(value, int) and value > best:
                         best = value
@@ -647,11 +650,15 @@ class FileTailer:
                 tail.eof = True
                 tail.buffer.clear()
                 tail.closing = True
+            except Exception:  # a bug: what this turn read is dropped and read again later
+                self.stats["errors"] += 1
+                log.exception("files: error processing %s", tail.path)
+                self._reset_to(tail, self._handed_out(tail))
+                tail.failed_until = now + 1.0
+                continue
             more = more or full
             safe = self._safe_offset(tail)
-            last = tail.committed
-            if tail.inflight and tail.inflight[-1].generation == tail.generation:
-                last = tail.inflight[-1].end
+            last = self._handed_out(tail)
             if records or safe > last:
                 batches.append((tail, records, safe))
             self._maybe_close(tail, now)
@@ -670,6 +677,13 @@ class FileTailer:
                                                         source=SOURCE, block=True)
                 self.stats["records"] += len(records)
         return more
+
+    @staticmethod
+    def _handed_out(tail: _Tail) -> int:
+        """The offset up to which records were submitted (or committed)."""
+        if tail.inflight and tail.inflight[-1].generation == tail.generation:
+            return tail.inflight[-1].end
+        return tail.committed
 
     @staticmethod
     def _safe_offset(tail: _Tail) -> int:
@@ -837,23 +851,32 @@ class FileTailer:
                 self._release(tail)
 
     def _rewind(self, tail: _Tail, exc: BaseException, now: float) -> None:
-        """The pipeline failed a batch: read again from the last committed offset, a bit later."""
+        """The pipeline failed a batch: once the later ones are settled, read again from the last
+        committed offset, skipping what the store holds."""
         self.stats["errors"] += 1
         log.error("files: storing lines of %s failed (%s); retrying from offset %d", tail.path, exc, tail.committed)
+        for entry in tail.inflight:
+            if entry.future is not None:
+                with contextlib.suppress(Exception):
+                    entry.future.result(timeout=60)
         tail.inflight.clear()
         tail.generation += 1
+        self._reset_to(tail, tail.committed)
+        tail.skip_through = self._stored_through(tail.key, tail.committed)
+        tail.failed_until = now + 1.0
+
+    def _reset_to(self, tail: _Tail, offset: int) -> None:
         tail.buffer.clear()
         tail.truncating = False
         tail.joiner.flush()
         tail.closing = False
         tail.eof = False
         try:
-            tail.stream.seek(tail.committed)
+            tail.stream.seek(offset)
         except (OSError, EOFError, zlib.error):
             tail.closing = True
             return
-        tail.read_pos = tail.consumed = tail.pending_start = tail.committed
-        tail.failed_until = now + 1.0
+        tail.read_pos = tail.consumed = tail.pending_start = offset
 
     def _maybe_close(self, tail: _Tail, now: float) -> None:
         if tail.closing:

@@ -325,7 +325,7 @@ class ForwardReceiver:
         self.hostname = socket.gethostname()
         self.stats: dict[str, int] = {
             "connections": 0, "messages": 0, "received": 0, "malformed": 0, "rejected_entries": 0,
-            "acks": 0, "auth_failures": 0, "heartbeats": 0,
+            "acks": 0, "auth_failures": 0, "heartbeats": 0, "bytes": 0,
         }
         self._loop = LoopThread("loglens-forward")
         try:
@@ -396,6 +396,7 @@ class ForwardReceiver:
                 data = await reader.read(65536)
                 if not data:
                     return
+                self.stats["bytes"] += len(data)
                 pending.extend(decoder.feed(data))
         except ForwardError as exc:
             self.stats["malformed"] += 1

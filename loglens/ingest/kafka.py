@@ -19,14 +19,19 @@ Delivery: **at least once, deduplicated by topic/partition/offset.** Auto-commit
 consumed messages are submitted to the pipeline (several in flight); when a batch's future resolves
 (its records are committed in the store) the offsets after it are committed to Kafka, synchronously.
 A crash between the two leaves stored records whose offsets Kafka will deliver again. To store them
-once only, on (re)assignment of a partition the receiver asks the store which offsets of that
-topic/partition are already stored in the window ``[committed, committed + DEDUP_WINDOW)`` and skips
-those messages. That window is enough because at most ``MAX_IN_FLIGHT`` batches (plus one whose
-offset commit is being retried) are ever stored without their offsets committed: consumption stops
-until they are. When Kafka's committed offset is not where consumption resumes (the topic was
-recreated, or the offsets expired and ``auto.offset.reset`` moved the position), nothing is skipped.
-A partition without a committed offset (first start of the group) is checked from its first
-consumed offset, so a crash before the first commit does not duplicate either.
+once only, the receiver keeps a small journal next to the store (``kafka-offsets.jsonl`` in the
+data directory): before a batch is submitted it appends, per partition, the range of offsets the
+batch holds, and after the Kafka commit it appends the committed offset. On (re)assignment of a
+partition, the ranges not covered by the committed offset are the only offsets that may be stored
+already; the receiver asks the store which of them are (a full-text lookup of those offsets, checked
+exactly against the ``kafka.*`` attributes of the records found) and skips those messages when they
+come again. After a clean stop there is nothing to look up. The store stays the truth: a range in
+the journal whose batch never reached the store is simply found absent. When Kafka's committed offset
+is not where consumption resumes (the topic was recreated, or the offsets expired and
+``auto.offset.reset`` moved the position), nothing is skipped. A partition without a committed
+offset (first start of the group) is checked from its first consumed offset, so a crash before the
+first commit does not duplicate either. The journal is written before each batch is submitted
+(``fsync``-ed with ``--durability full``) and compacted as commits advance.
 
 Backpressure: when the write queue is full (or ``MAX_IN_FLIGHT`` batches wait for their commit) the
 assigned partitions are paused, the consumer keeps polling (to stay in the group) without
@@ -50,6 +55,7 @@ import time
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -73,9 +79,11 @@ INSTALL_HINT = "pip install 'loglens[kafka]'"
 BATCH = 2000
 #: Submitted batches whose offsets are not committed yet; more pauses consumption.
 MAX_IN_FLIGHT = 8
-#: Offsets after the committed one checked against the store on assignment. Larger than the most
-#: that can be stored without a commit: (MAX_IN_FLIGHT + 2) * BATCH.
-DEDUP_WINDOW = 100_000
+#: Offsets looked up in the store per query when checking what is stored already.
+LOOKUP_CHUNK = 256
+#: The journal is rewritten with only its live ranges once this many bytes were appended.
+JOURNAL_COMPACT_BYTES = 1 << 20
+JOURNAL_NAME = "kafka-offsets.jsonl"
 #: How long one poll waits for messages.
 POLL_SECONDS = 0.5
 #: How long a paused consumer waits between two tries.
@@ -164,26 +172,116 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def stored_offsets(store: Store, topic: str, partition: int, lo: int, hi: int) -> set[int]:
-    """Offsets in ``[lo, hi)`` of ``topic``/``partition`` that are stored already."""
+def stored_among(store: Store, topic: str, partition: int, offsets: list[int]) -> set[int]:
+    """Which of ``offsets`` of ``topic``/``partition`` are stored already. The offsets' words narrow
+    the search through the full-text index; the records found are checked exactly."""
     from loglens.query.engine import QueryEngine
 
-    if not {TOPIC, PARTITION, OFFSET} <= store.known_attributes():
+    if not offsets or not {TOPIC, PARTITION, OFFSET} <= store.known_attributes():
         return set()  # no Kafka record was ever stored
     engine = QueryEngine(store)
-    plan = engine.plan(f"{TOPIC}={_quote(topic)} {PARTITION}={partition} {OFFSET}>={lo} {OFFSET}<{hi}")
+    wanted = set(offsets)
     found: set[int] = set()
-    cursor: int | None = None
-    while True:
-        page = store.search(plan, TimeRange(None, None), 10_000, cursor)
-        for rec in page.records:
-            attrs = rec.attributes
-            off = attrs.get(OFFSET)
-            if attrs.get(TOPIC) == topic and attrs.get(PARTITION) == partition and type(off) is int:
-                found.add(off)
-        cursor = page.next_cursor
-        if cursor is None or not page.records:
-            return found
+    ordered = sorted(wanted)
+    for i in range(0, len(ordered), LOOKUP_CHUNK):
+        chunk = ordered[i:i + LOOKUP_CHUNK]
+        q = (f"source:{SOURCE} {TOPIC}:{_quote(topic)} {PARTITION}:{partition} ("
+             + " OR ".join(f"{OFFSET}:{o}" for o in chunk) + ")")
+        plan = engine.plan(q)
+        cursor: int | None = None
+        while True:
+            page = store.search(plan, TimeRange(None, None), 10_000, cursor)
+            for rec in page.records:
+                attrs = rec.attributes
+                off = attrs.get(OFFSET)
+                if (type(off) is int and off in wanted and attrs.get(TOPIC) == topic
+                        and attrs.get(PARTITION) == partition):
+                    found.add(off)
+            cursor = page.next_cursor
+            if cursor is None or not page.records:
+                break
+    return found
+
+
+class OffsetJournal:
+    """Offset ranges submitted to the store whose Kafka commit is not known to have happened: the
+    only offsets that can be redelivered after being stored. One JSON object per line: an intent
+    ``{"t": topic, "p": partition, "lo": first, "hi": last}`` appended before a batch is submitted,
+    a commit ``{"t": topic, "p": partition, "c": next offset}`` after the offsets are committed."""
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self.ranges: dict[_TP, list[tuple[int, int]]] = {}
+        self._appended = 0
+        try:
+            with open(self.path, "rb") as f:
+                for line in f:
+                    self._replay(line)
+        except FileNotFoundError:
+            pass
+        self._compact()
+
+    def _replay(self, line: bytes) -> None:
+        try:
+            entry = orjson.loads(line)
+            tp = (str(entry["t"]), int(entry["p"]))
+            if "c" in entry:
+                self._drop_below(tp, int(entry["c"]))
+            else:
+                self.ranges.setdefault(tp, []).append((int(entry["lo"]), int(entry["hi"])))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            pass  # a line torn by a crash: what it said is looked up in the store anyway
+
+    def _drop_below(self, tp: _TP, committed: int) -> None:
+        kept = [r for r in self.ranges.get(tp, ()) if r[1] >= committed]
+        if kept:
+            self.ranges[tp] = kept
+        else:
+            self.ranges.pop(tp, None)
+
+    def _append(self, entries: list[dict[str, Any]], *, sync: bool) -> None:
+        data = b"".join(orjson.dumps(e) + b"\n" for e in entries)
+        with open(self.path, "ab") as f:
+            f.write(data)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        self._appended += len(data)
+
+    def intend(self, spans: dict[_TP, tuple[int, int]]) -> None:
+        """Before a batch is submitted: these offsets may be stored from now on."""
+        for tp, span in spans.items():
+            self.ranges.setdefault(tp, []).append(span)
+        self._append([{"t": t, "p": p, "lo": lo, "hi": hi} for (t, p), (lo, hi) in spans.items()],
+                     sync=self.fsync)
+
+    def committed(self, offsets: dict[_TP, int]) -> None:
+        """After a Kafka commit: offsets below these are settled."""
+        for tp, off in offsets.items():
+            self._drop_below(tp, off)
+        self._append([{"t": t, "p": p, "c": o} for (t, p), o in offsets.items()], sync=False)
+        if self._appended > JOURNAL_COMPACT_BYTES:
+            self._compact()
+
+    def candidates(self, tp: _TP, start: int) -> list[int]:
+        """Offsets from ``start`` on that may be stored already."""
+        out: set[int] = set()
+        for lo, hi in self.ranges.get(tp, ()):
+            if hi >= start:
+                out.update(range(max(lo, start), hi + 1))
+        return sorted(out)
+
+    def _compact(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            for (t, p), spans in self.ranges.items():
+                for lo, hi in spans:
+                    f.write(orjson.dumps({"t": t, "p": p, "lo": lo, "hi": hi}) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        self._appended = 0
 
 
 def consumer_options(settings: Settings) -> dict[str, Any]:
@@ -221,6 +319,9 @@ class _Batch:
     records: list[LogRecord] = field(default_factory=list)
     #: Next offset to commit per partition once the records are stored.
     offsets: dict[_TP, int] = field(default_factory=dict)
+    #: First and last offset per partition of the records (written to the journal before submitting).
+    spans: dict[_TP, tuple[int, int]] = field(default_factory=dict)
+    journaled: bool = False
     future: Future[int] | None = None
 
 
@@ -233,9 +334,10 @@ class _Partition:
 
 
 class KafkaReceiver:
-    def __init__(self, pipeline: Pipeline, conf: dict[str, Any], topics: list[str]) -> None:
+    def __init__(self, pipeline: Pipeline, conf: dict[str, Any], topics: list[str], journal: OffsetJournal) -> None:
         self._ck = _require_client()
         self.pipeline = pipeline
+        self.journal = journal
         self.conf = dict(conf)
         self.conf.setdefault("logger", logging.getLogger("loglens.ingest.kafka.librdkafka"))
         self.topics = topics
@@ -388,6 +490,8 @@ class KafkaReceiver:
                             timestamp_ms=ts_ms if ts_type != ck.TIMESTAMP_NOT_AVAILABLE else None, stats=stats)
             if rec is not None:
                 batch.records.append(rec)
+                span = batch.spans.get(tp)
+                batch.spans[tp] = (offset, offset) if span is None else (span[0], offset)
 
     def _warn_once(self, message: str) -> None:
         """Log a consumer error, the same one at most once a minute (a missing topic repeats)."""
@@ -400,7 +504,7 @@ class KafkaReceiver:
 
     def _check_partitions(self, messages: list[Any]) -> None:
         """Deduplication: on the first messages of a newly assigned partition, find which of the
-        offsets about to come again are stored already."""
+        offsets about to come again are stored already (the journal says which ones may be)."""
         first: dict[_TP, int] = {}
         for m in messages:
             if m.error() is None:
@@ -425,10 +529,10 @@ class KafkaReceiver:
                 log.info("kafka: %s[%d] resumes at offset %d, not at its committed %d: no deduplication",
                          tp[0], tp[1], start, at)
                 continue
-            part.skip = stored_offsets(self.pipeline.store, tp[0], tp[1], start, start + DEDUP_WINDOW)
+            part.skip = stored_among(self.pipeline.store, tp[0], tp[1], self.journal.candidates(tp, start))
             part.skip_max = max(part.skip, default=-1)
             if part.skip:
-                log.info("kafka: %s[%d]: %d records from offset %d are stored already and will be skipped",
+                log.warning("kafka: %s[%d]: %d records from offset %d are stored already (an unclean stop): skipped",
                          tp[0], tp[1], len(part.skip), start)
 
     def _submit(self, *, block: bool) -> None:
@@ -436,6 +540,9 @@ class KafkaReceiver:
         if not batch.records and not batch.offsets:
             return
         if batch.records:
+            if not batch.journaled:
+                self.journal.intend(batch.spans)
+                batch.journaled = True
             try:
                 batch.future = self.pipeline.submit(batch.records, source=SOURCE, block=block)
             except QueueFullError:
@@ -488,6 +595,7 @@ class KafkaReceiver:
             self._to_commit = {tp: o for tp, o in self._to_commit.items() if tp in keep}
             return
         self.stats["commits"] += 1
+        self.journal.committed(self._to_commit)
         self._to_commit.clear()
 
     def _commit_failed(self, reason: str) -> None:
@@ -529,7 +637,8 @@ class KafkaReceiver:
 
 def start(settings: Settings, pipeline: Pipeline) -> KafkaReceiver:
     _require_client()
-    receiver = KafkaReceiver(pipeline, consumer_options(settings), topics_of(settings.kafka_topic))
+    journal = OffsetJournal(Path(settings.data) / JOURNAL_NAME, fsync=settings.durability == "full")
+    receiver = KafkaReceiver(pipeline, consumer_options(settings), topics_of(settings.kafka_topic), journal)
     log.info("kafka: consuming %s from %s as group %s", ", ".join(receiver.topics), settings.kafka_brokers,
              settings.kafka_group)
     return receiver

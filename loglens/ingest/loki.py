@@ -30,7 +30,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from loglens.ingest._http import commit, decompress, read_body, runtime_of, unsnappy
+from loglens.ingest._http import commit, count_rejected, decompress, read_body, runtime_of, unsnappy
 from loglens.ingest.bodies import BodyError
 from loglens.model import LogRecord
 from loglens.parse import parse_line
@@ -353,6 +353,7 @@ async def push(request: Request) -> Response:
     except Exception as exc:
         log.exception("loki push: commit failed")
         return _text(f"could not store the entries: {exc}", 503)
+    count_rejected(request, "loki", "malformed", decoded.rejected)
     if decoded.rejected or decoded.reasons:
         return _text(f"{decoded.rejected} entries rejected, {len(records)} stored: " + "; ".join(decoded.reasons), 400)
     return Response(status_code=204)

@@ -45,7 +45,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from loglens.ingest._http import commit, decompress, read_body, runtime_of
+from loglens.ingest._http import commit, count_rejected, decompress, read_body, runtime_of
 from loglens.ingest.bodies import BodyError
 from loglens.model import Level, LogRecord
 from loglens.parse import detect_level, normalize_level, normalize_otel_severity, parse_line, record_from_json
@@ -517,4 +517,5 @@ async def export_logs(request: Request) -> Response:
     except Exception as exc:
         log.exception("otlp: commit failed")
         return _answer(kind, 503, code=_UNAVAILABLE, message=f"could not store the records: {exc}")
+    count_rejected(request, "otlp", "malformed", decoded.rejected)
     return _answer(kind, 200, rejected=decoded.rejected, message="; ".join(decoded.reasons))

@@ -421,7 +421,7 @@ class SyslogReceiver:
     def __init__(self, pipeline: Pipeline, host: str, port: int) -> None:
         self.pipeline = pipeline
         self.stats: dict[str, int] = {
-            "received": 0, "malformed": 0, "dropped_backpressure": 0, "connections": 0, "framing_errors": 0,
+            "received": 0, "malformed": 0, "dropped_backpressure": 0, "connections": 0, "framing_errors": 0, "bytes": 0,
         }
         self._pending: list[RawItem] = []
         self._flush_scheduled = False
@@ -455,6 +455,7 @@ class SyslogReceiver:
     # UDP: one message per datagram, batched per loop iteration, dropped (counted) when full
     def _datagram(self, data: bytes, peer: str) -> None:
         self.stats["received"] += 1
+        self.stats["bytes"] += len(data)
         try:
             self._pending.append(parse_message(data, peer=peer))
         except SyslogError:
@@ -485,6 +486,7 @@ class SyslogReceiver:
         try:
             while True:
                 data = await reader.read(65536)
+                self.stats["bytes"] += len(data)
                 try:
                     frames = framer.feed(data) if data else framer.flush()
                 except FramingError as exc:

@@ -257,10 +257,7 @@ def mask(text: str) -> str:
     """Return ``text`` with every variable part replaced by ``<*>`` (see the module docstring)."""
     if _HAS_VARIABLE(text) is None:
         return text
-    if TIME_HINT(text) is not None:
-        text = DATETIME_PHRASE.sub(WILDCARD, text)
-    if "B" in text:
-        text = SIZE_PHRASE.sub(WILDCARD, text)
+    text = mask_phrases(text)
     return _PATTERN.sub(WILDCARD, text)
 
 
@@ -278,10 +275,27 @@ DATETIME_PHRASE = re.compile(
     r"(?: +(?:UTC|GMT|[ECMP][SD]T|CES?T|Z|[+\-]\d{2}:?\d{2}))?(?: +\d{4})?(?![\w:])"
     r"|(?<![\w:.])\d{1,2}:\d{2}:\d{2},\d+(?![\w:])"  # a time with a comma before its fraction
 )
-TIME_HINT = re.compile(r"\d:\d\d").search
+#: Does the text hold a digit, ``:`` and two digits (``\d:\d\d``)? Written to start with the ``:`` so
+#: that the regular expression engine jumps from one ``:`` to the next.
+TIME_HINT = re.compile(r":(?<=\d:)\d\d").search
+#: A necessary condition for :data:`DATETIME_PHRASE`: an hour after a space or a ``T``
+#: (``[ T]\d{1,2}:\d{2}``) or a time with a comma before its fraction; much cheaper to rule out.
+DATETIME_HINT = re.compile(r":(?:(?<=[ T]\d:)|(?<=[ T]\d\d:)|(?<=\d:)(?=\d\d:\d\d,))\d\d").search
 #: A size written as a number, a space and a unit (``93.0 B``, ``2.3 GiB``) is one variable;
 #: glued sizes (``10KB``) are one token already. Durations keep their unit as a word (``12 ms``).
 SIZE_PHRASE = re.compile(r"(?<![\w.])\d+(?:\.\d+)? (?:[KMGTPE]i?B|B)(?!\w)")
+#: A necessary condition for :data:`SIZE_PHRASE` (a digit, a space, a unit), cheaper to rule out.
+SIZE_HINT = re.compile(r" (?<=\d )(?:[KMGTPE]i?B|B)(?!\w)").search
+
+
+def mask_phrases(text: str) -> str:
+    """Replace the variables that span several tokens (:data:`DATETIME_PHRASE`,
+    :data:`SIZE_PHRASE`) by ``<*>``; the cheap hints skip the phrases when they cannot match."""
+    if DATETIME_HINT(text) is not None:
+        text = DATETIME_PHRASE.sub(WILDCARD, text)
+    if "B" in text and SIZE_HINT(text) is not None:
+        text = SIZE_PHRASE.sub(WILDCARD, text)
+    return text
 
 _TOKEN_CACHE: dict[str, str] = {}
 _SHAPE_CACHE: dict[bytes, str] = {}
@@ -308,10 +322,56 @@ _TOKEN_CACHE_LIMIT = 100_000
 _CACHEABLE_TOKEN = 200  # longer tokens are masked without caching
 
 
+#: A *variable span* of a token piece (a maximal run of characters other than the delimiters):
+#: its end is the end of the piece, and the rules mask all of it whatever its characters, so
+#: that tokens that differ only there mask alike (``[req-3ccbdd456097198b]``, a UUID, a path).
+#: The group keeps the span's first character, which tells the kinds apart. Kinds:
+#:
+#: * a path piece: ``/`` after a delimiter, then word characters, ``-``, ``/`` and single ``.``
+#:   (the ``path`` rule masks it whole; no ``..``, which the ``dotted`` rule would keep);
+#: * a digit after a letter, a ``-`` or a delimiter, then letters, digits and ``-`` with a second
+#:   digit (two digits: no name rule keeps it, ``ssh2``); what precedes it in the piece decides
+#:   between ``<*>`` and ``host-<*>`` and is part of the key (see :func:`_canonical_safe`);
+#: * a hexadecimal letter after ``-`` or a delimiter, more of them, then a digit before any ``-``,
+#:   and a second digit (``ff05726dfaefb64c``, ``bf55cb8d-9f73-4e2c-81b0-f9687a76d31a``): the
+#:   ``named`` rule needs a digit after its ``-``, so the whole piece is ``<*>``.
+#:
+#: The span must not be followed by ``=`` (the ``key`` rule).
+VARIABLE_SPAN = re.compile(
+    rf"([0-9a-fA-F/])(?:"
+    rf"(?<=/)(?<![^{_DELIM}].)[A-Za-z0-9_](?:[A-Za-z0-9_\-/]|\.(?=[A-Za-z0-9_\-/]))*"
+    rf"|(?<=\d)(?<![^A-Za-z\-{_DELIM}].)[A-Za-z\-]*\d[A-Za-z0-9\-]*"
+    rf"|(?<=[a-fA-F])(?<![^\-{_DELIM}].)[a-fA-F]*\d[A-Za-z\-]*\d[A-Za-z0-9\-]*"
+    rf")(?![^{_DELIM}])(?!=)"
+)
+# What may precede a span in its piece for the masking not to depend on the span: letters in
+# ``-``-separated words (``host-``, ``http-nio-``, ``abc``), not ending with a protocol name and ``-``
+# (whose digit the ``named`` rule leaves alone: ``SSH-2``).
+_SAFE_PREFIX = re.compile(r"[A-Za-z]*(?:-[A-Za-z]+)*-?\Z").match
+_LAST_PIECE = re.compile(rf"[^{_DELIM}]*\Z").search
+_PROTOCOL_DASH = tuple(p + "-" for p in _PROTOCOLS)
+_SPAN_MARK = "\x1f"
+_CANONICAL_CACHE: dict[bytes, str] = {}
+
+
 def clear_caches() -> None:
     """Forget the token caches of :func:`mask_tokens` (benchmarks start cold with it)."""
     _TOKEN_CACHE.clear()
     _SHAPE_CACHE.clear()
+    _CANONICAL_CACHE.clear()
+
+
+def _canonical_safe(parts: list[str]) -> bool:
+    """Are the variable spans of ``VARIABLE_SPAN.split(token)`` preceded in their pieces only by
+    what :data:`VARIABLE_SPAN` allows, so that every token with the same key masks alike?"""
+    for i in range(1, len(parts), 2):
+        if parts[i] == "/":
+            continue  # a path piece starts after a delimiter: nothing precedes it
+        found = _LAST_PIECE(parts[i - 1])
+        prefix = found.group() if found is not None else ""
+        if _SAFE_PREFIX(prefix) is None or prefix.endswith(_PROTOCOL_DASH):
+            return False
+    return True
 
 
 def _mask_token(token: str) -> str:
@@ -333,12 +393,25 @@ def _mask_token(token: str) -> str:
         short = DIGIT_RUNS(b"00", token_shape)
         masked = _SHAPE_CACHE.get(short)
         if masked is None:
+            # Hexadecimal ids, UUIDs and paths make a new shape each time: their variable spans
+            # are replaced by a mark (keeping the first character, which tells their kind).
+            parts = VARIABLE_SPAN.split(token)
+            key = b""
+            if len(parts) > 1 and _SPAN_MARK not in token:
+                key = DIGIT_RUNS(b"00", _SPAN_MARK.join(parts).encode("utf-8", "surrogatepass").translate(ZERO_DIGITS))
+                masked = _CANONICAL_CACHE.get(key)
+                if masked is not None:
+                    return masked
             masked = WILDCARD if _NUMERIC_TOKEN(token) is not None else _PATTERN.sub(WILDCARD, token)
             if HAS_DIGIT(masked) is not None:  # a name holding a digit was kept (ssh2)
                 if len(_TOKEN_CACHE) >= _TOKEN_CACHE_LIMIT:
                     _TOKEN_CACHE.clear()
                 _TOKEN_CACHE[token] = masked
                 return masked
+            if key and _canonical_safe(parts):
+                if len(_CANONICAL_CACHE) >= _TOKEN_CACHE_LIMIT:
+                    _CANONICAL_CACHE.clear()
+                _CANONICAL_CACHE[key] = masked
             if len(_SHAPE_CACHE) >= _TOKEN_CACHE_LIMIT:
                 _SHAPE_CACHE.clear()
             _SHAPE_CACHE[short] = masked
@@ -355,10 +428,7 @@ def mask_tokens(text: str) -> list[str]:
     ``blk_-1608999687919862906`` and ``blk_-6952295868487656571`` mask alike). Pure numbers take a
     fast path; only new shapes go through the regular expression.
     """
-    if TIME_HINT(text) is not None:
-        text = DATETIME_PHRASE.sub(WILDCARD, text)
-    if "B" in text:
-        text = SIZE_PHRASE.sub(WILDCARD, text)
+    text = mask_phrases(text)
     get = _TOKEN_CACHE.get
     return [get(token) or _mask_token(token) for token in text.split()]
 

@@ -18,6 +18,7 @@ from loglens import __version__
 from loglens.config import Settings
 from loglens.ingest import http_routers, start_receivers
 from loglens.ingest.bodies import BodyError, decode_body
+from loglens.keys import KeyStore
 from loglens.model import LogRecord
 from loglens.pipeline import Pipeline, QueueFullError
 from loglens.query.engine import (
@@ -31,6 +32,8 @@ from loglens.query.engine import (
 from loglens.query.errors import QueryError
 from loglens.query.planning import BUILTIN_FIELDS
 from loglens.query.timerange import now_ns, parse_duration
+from loglens.server.auth import AuthMiddleware, FailureLimiter, RouteResolver, auth_enabled
+from loglens.server.metrics import Metrics, MetricsMiddleware
 from loglens.store import open_store
 
 log = logging.getLogger("loglens.server")
@@ -48,11 +51,13 @@ def _error(status: int, message: str, **extra: Any) -> ORJSONResponse:
 class Runtime:
     """What one server process holds: the store, the pipeline, receivers, the retention timer."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.store = open_store(settings.data, writable=True, durability=settings.durability)
         self.pipeline = Pipeline(self.store, max_queued=settings.max_queued).start()
         self.engine = QueryEngine(self.store)
+        self.metrics = metrics or Metrics()
+        self.metrics.attach(self)
         self.receivers = start_receivers(settings, self.pipeline)
         self.ready = True
         self._stop = threading.Event()
@@ -85,10 +90,11 @@ class Runtime:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     holder: dict[str, Runtime] = {}
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        holder["rt"] = app.state.runtime = Runtime(settings)
+        holder["rt"] = app.state.runtime = Runtime(settings, metrics)
         try:
             yield
         finally:
@@ -96,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="LogLens", version=__version__, lifespan=lifespan,
                   default_response_class=ORJSONResponse)
+    app.state.metrics = metrics
 
     def rt() -> Runtime:
         return holder["rt"]
@@ -159,13 +166,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if grok_pattern is not None:
             from loglens.parse.grok import grok_record
 
-            received = time.time_ns()
-            items = [grok_record(i, grok_pattern, received_ns=received, service=service, host=host, source="http")
-                     if isinstance(i, str) else i for i in items]
+            received, pattern = time.time_ns(), grok_pattern
+            items = await asyncio.to_thread(lambda: [
+                grok_record(i, pattern, received_ns=received, service=service, host=host, source="http")
+                if isinstance(i, str) else i for i in decoded.items])
         try:
             future = runtime.pipeline.submit(items, service=service, host=host, source="http")
         except QueueFullError as exc:
+            metrics.rejected("http", "backpressure", len(items))
             return ORJSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": "1"})
+        metrics.rejected("http", "malformed", len(rejected))
         try:
             accepted = await asyncio.wrap_future(future)
         except Exception as exc:
@@ -279,6 +289,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "services": s.services, "templates": s.templates, "shards": s.shards,
             "queued": rt().pipeline.queued,
         }
+
+    @app.get("/metrics", summary="Prometheus metrics (needs a read key when auth is on)")
+    def prometheus_metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    resolve = RouteResolver(lambda: app.router.routes)
+    if auth_enabled(settings):
+        keys = KeyStore(settings.data)
+        active = len(keys.active())
+        if not active:
+            log.warning("authentication is on and there is no API key yet: create one with "
+                        "`loglens keys create --scope admin --data %s`", settings.data)
+        limiter = FailureLimiter(settings.auth_max_failures, block=settings.auth_block_seconds)
+        app.add_middleware(AuthMiddleware, resolve=resolve, keys=keys, limiter=limiter,
+                           on_failure=lambda reason: metrics.auth_failures.labels(reason).inc())
+    app.add_middleware(MetricsMiddleware, resolve=resolve, metrics=metrics)
 
     @app.middleware("http")
     async def timing(request: Request, call_next: Any) -> Response:

@@ -15,7 +15,8 @@ from loglens.parse.grok import Grok, GrokError, compile_grok, grok_record, libra
 from tests.conftest import start_server, stop_server
 
 APACHE_COMBINED = ('203.0.113.9 - alice [15/Jan/2024:10:00:00 +0100] "GET /shop/cart?id=42 HTTP/1.1" 200 5123 '
-                   '"https://example.com/products" "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"')
+                   '"https://example.com/products" '
+                   '"Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"')
 APACHE_COMMON = '192.168.4.20 - - [03/Feb/2024:23:59:59 -0500] "POST /login HTTP/1.0" 302 -'
 NGINX_ACCESS = ('10.1.2.3 - - [15/Jan/2024:10:00:01 +0000] "POST /api/orders HTTP/2.0" 502 157 "-" '
                 '"curl/8.5.0" "198.51.100.7" 0.153')
@@ -75,7 +76,8 @@ def test_nginx_access_and_error() -> None:
         "message": "connect() failed (111: Connection refused) while connecting to upstream",
         "client": "10.1.2.3", "server": "shop.example.com", "request": "POST /api/orders HTTP/2.0",
         "upstream": "http://127.0.0.1:9000/api/orders", "http_host": "shop.example.com"})
-    check("NGINXERROR", NGINX_ERROR_SHORT, {"level": "warn", "pid": 77, "message": "worker process 81 exited on signal 9"})
+    check("NGINXERROR", NGINX_ERROR_SHORT,
+          {"level": "warn", "pid": 77, "message": "worker process 81 exited on signal 9"})
 
 
 def test_apache_error_logs() -> None:
@@ -119,7 +121,8 @@ def test_syslog_and_java() -> None:
                                  "message": "Tomcat started on port 8080 (http)"})
     for line in (LOG4J, LOGBACK, SPRING):
         assert resolve("JAVALOG").match(line) is not None
-    trace = LOG4J + "\njava.lang.IllegalStateException: boom\n\tat com.example.shop.CartService.get(CartService.java:42)"
+    trace = LOG4J + ("\njava.lang.IllegalStateException: boom"
+                     "\n\tat com.example.shop.CartService.get(CartService.java:42)")
     assert resolve("LOG4J").match(trace)["message"].endswith("(CartService.java:42)")  # type: ignore[index]
     frame = Grok("%{JAVASTACKTRACEPART}").match("\tat com.example.shop.CartService.get(CartService.java:42)")
     assert frame == {"class": "com.example.shop.CartService", "method": "get", "file": "CartService.java", "line": 42}
