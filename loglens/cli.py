@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -48,7 +49,7 @@ LEVEL_STYLES = {
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -126,6 +127,13 @@ def serve(
         open_store(settings.data, writable=True).close()
     except StoreLockedError as exc:
         raise _fail(str(exc)) from None
+    if settings.config:  # a bad config file is named, with the source and the key, not a traceback
+        from loglens.ingest.files import ConfigError, load_config
+
+        try:
+            load_config(settings.config)
+        except ConfigError as exc:
+            raise _fail(str(exc)) from None
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
                 access_log=False)
 
@@ -399,7 +407,7 @@ def _print_records(records: list[dict[str, Any]], output: str) -> None:
     for rec in records:
         level = rec["level"] or "-"
         table.add_row(rec["timestamp"][:23].replace("T", " "), Text(level, style=LEVEL_STYLES.get(level, "")),
-                      rec["service"], rec["host"], Text(rec["message"]))
+                      Text(rec["service"]), Text(rec["host"]), Text(rec["message"]))
     console.print(table)
 
 
@@ -570,7 +578,7 @@ def stats(
     console.print(f"[bold]templates[/]      {result['templates']:,}")
     table = Table("service", "records", box=None)
     for name, n in result["services"].items():
-        table.add_row(name or "(none)", f"{n:,}")
+        table.add_row(Text(name or "(none)"), f"{n:,}")
     console.print(table)
 
 

@@ -286,6 +286,8 @@ DATETIME_HINT = re.compile(r":(?:(?<=[ T]\d:)|(?<=[ T]\d\d:)|(?<=\d:)(?=\d\d:\d\
 SIZE_PHRASE = re.compile(r"(?<![\w.])\d+(?:\.\d+)? (?:[KMGTPE]i?B|B)(?!\w)")
 #: A necessary condition for :data:`SIZE_PHRASE` (a digit, a space, a unit), cheaper to rule out.
 SIZE_HINT = re.compile(r" (?<=\d )(?:[KMGTPE]i?B|B)(?!\w)").search
+#: A weaker condition for it that does not look at the number: a space then a unit.
+SIZE_UNIT = re.compile(r" (?:[KMGTPE]i?)?B(?!\w)").search
 
 
 def mask_phrases(text: str) -> str:
@@ -322,36 +324,59 @@ _TOKEN_CACHE_LIMIT = 100_000
 _CACHEABLE_TOKEN = 200  # longer tokens are masked without caching
 
 
-#: A *variable span* of a token piece (a maximal run of characters other than the delimiters):
-#: its end is the end of the piece, and the rules mask all of it whatever its characters, so
-#: that tokens that differ only there mask alike (``[req-3ccbdd456097198b]``, a UUID, a path).
-#: The group keeps the span's first character, which tells the kinds apart. Kinds:
+#: A *variable span*: the end of a token piece (a maximal run of characters other than the
+#: delimiters) that the rules mask whole whatever its characters, so that texts that differ only
+#: there mask alike (``[req-3ccbdd456097198b]``, a UUID, ``18ms``, a path). Matched in
+#: ``" " + text`` (a piece then always follows a character); the group keeps the character before
+#: the span and, for a path or a number, its first character, which tell the kinds apart:
 #:
-#: * a path piece: ``/`` after a delimiter, then word characters, ``-``, ``/`` and single ``.``
-#:   (the ``path`` rule masks it whole; no ``..``, which the ``dotted`` rule would keep);
-#: * a digit after a letter, a ``-`` or a delimiter, then letters, digits and ``-`` with a second
-#:   digit (two digits: no name rule keeps it, ``ssh2``); what precedes it in the piece decides
-#:   between ``<*>`` and ``host-<*>`` and is part of the key (see :func:`_canonical_safe`);
-#: * a hexadecimal letter after ``-`` or a delimiter, more of them, then a digit before any ``-``,
-#:   and a second digit (``ff05726dfaefb64c``, ``bf55cb8d-9f73-4e2c-81b0-f9687a76d31a``): the
-#:   ``named`` rule needs a digit after its ``-``, so the whole piece is ``<*>``.
+#: * a path piece: ``/`` after a delimiter, then a word character, then word characters, ``-``,
+#:   ``/`` and single ``.`` (the ``path`` rule masks it whole; ``..`` would be for ``dotted``);
+#: * a piece that starts with a digit, then letters, digits and ``-`` (the ``digits`` rule);
+#: * after a ``-``: a digit, letters and ``-``, a second digit, then letters, digits and ``-``
+#:   (with two digits no name rule keeps it: ``ssh2``); what precedes it in the piece decides
+#:   between ``<*>`` and ``host-<*>`` and is part of the key (see :func:`spans_safe`);
+#: * after a delimiter or ``-``: hexadecimal letters, a digit before any ``-``, and a second digit
+#:   (``ff05726dfaefb64c``, ``bf55cb8d-9f73-4e2c-81b0-f9687a76d31a``): the ``named`` rule needs a
+#:   digit after its ``-``, so the whole piece is ``<*>``.
 #:
-#: The span must not be followed by ``=`` (the ``key`` rule).
+#: A span is never followed by ``=`` (the ``key`` rule).
 VARIABLE_SPAN = re.compile(
-    rf"([0-9a-fA-F/])(?:"
-    rf"(?<=/)(?<![^{_DELIM}].)[A-Za-z0-9_](?:[A-Za-z0-9_\-/]|\.(?=[A-Za-z0-9_\-/]))*"
-    rf"|(?<=\d)(?<![^A-Za-z\-{_DELIM}].)[A-Za-z\-]*\d[A-Za-z0-9\-]*"
-    rf"|(?<=[a-fA-F])(?<![^\-{_DELIM}].)[a-fA-F]*\d[A-Za-z\-]*\d[A-Za-z0-9\-]*"
+    rf"([\-{_DELIM}](?:/|\d)?)(?:"
+    rf"(?<=[{_DELIM}]/)[A-Za-z0-9_](?:[A-Za-z0-9_\-/]|\.(?=[A-Za-z0-9_\-/]))*"
+    rf"|(?<=[{_DELIM}]\d)[A-Za-z0-9\-]*"
+    rf"|(?<=-\d)[A-Za-z\-]*\d[A-Za-z0-9\-]*"
+    rf"|[a-fA-F]+\d[A-Za-z\-]*\d[A-Za-z0-9\-]*"
     rf")(?![^{_DELIM}])(?!=)"
 )
-# What may precede a span in its piece for the masking not to depend on the span: letters in
-# ``-``-separated words (``host-``, ``http-nio-``, ``abc``), not ending with a protocol name and ``-``
-# (whose digit the ``named`` rule leaves alone: ``SSH-2``).
-_SAFE_PREFIX = re.compile(r"[A-Za-z]*(?:-[A-Za-z]+)*-?\Z").match
+# What may precede a span after ``-`` in its piece for the masking not to depend on the span:
+# letters in ``-``-separated words (``host-``, ``http-nio-``), not ending with a protocol name and
+# ``-`` (whose digit the ``named`` rule leaves alone: ``SSH-2``).
+_SAFE_PREFIX = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*\Z").match
 _LAST_PIECE = re.compile(rf"[^{_DELIM}]*\Z").search
-_PROTOCOL_DASH = tuple(p + "-" for p in _PROTOCOLS)
-_SPAN_MARK = "\x1f"
+_PROTOCOL_NAMES = tuple(_PROTOCOLS)
+#: Joins the parts of ``VARIABLE_SPAN.split`` into a key; texts that hold it are not keyed.
+SPAN_MARK = "\x1f"
 _CANONICAL_CACHE: dict[bytes, str] = {}
+
+
+def spans_safe(parts: list[str]) -> bool:
+    """Are the variable spans of ``VARIABLE_SPAN.split(" " + text)`` that follow a ``-`` preceded in
+    their pieces only by words, so that every text with the same key masks alike?"""
+    for i in range(1, len(parts), 2):
+        if parts[i][0] != "-":
+            continue  # after a delimiter: the span is the whole piece
+        found = _LAST_PIECE(parts[i - 1])
+        prefix = found.group() if found is not None else ""
+        if _SAFE_PREFIX(prefix) is None or prefix.endswith(_PROTOCOL_NAMES):
+            return False
+    return True
+
+
+def span_key(parts: list[str]) -> bytes:
+    """The key of a text from ``VARIABLE_SPAN.split(" " + text)``: the text without its variable
+    spans, digits as ``0`` and runs of digits shortened to ``00``."""
+    return DIGIT_RUNS(b"00", SPAN_MARK.join(parts).encode("utf-8", "surrogatepass").translate(ZERO_DIGITS))
 
 
 def clear_caches() -> None:
@@ -359,19 +384,6 @@ def clear_caches() -> None:
     _TOKEN_CACHE.clear()
     _SHAPE_CACHE.clear()
     _CANONICAL_CACHE.clear()
-
-
-def _canonical_safe(parts: list[str]) -> bool:
-    """Are the variable spans of ``VARIABLE_SPAN.split(token)`` preceded in their pieces only by
-    what :data:`VARIABLE_SPAN` allows, so that every token with the same key masks alike?"""
-    for i in range(1, len(parts), 2):
-        if parts[i] == "/":
-            continue  # a path piece starts after a delimiter: nothing precedes it
-        found = _LAST_PIECE(parts[i - 1])
-        prefix = found.group() if found is not None else ""
-        if _SAFE_PREFIX(prefix) is None or prefix.endswith(_PROTOCOL_DASH):
-            return False
-    return True
 
 
 def _mask_token(token: str) -> str:
@@ -395,10 +407,10 @@ def _mask_token(token: str) -> str:
         if masked is None:
             # Hexadecimal ids, UUIDs and paths make a new shape each time: their variable spans
             # are replaced by a mark (keeping the first character, which tells their kind).
-            parts = VARIABLE_SPAN.split(token)
+            parts = VARIABLE_SPAN.split(" " + token)
             key = b""
-            if len(parts) > 1 and _SPAN_MARK not in token:
-                key = DIGIT_RUNS(b"00", _SPAN_MARK.join(parts).encode("utf-8", "surrogatepass").translate(ZERO_DIGITS))
+            if len(parts) > 1 and SPAN_MARK not in token:
+                key = span_key(parts)
                 masked = _CANONICAL_CACHE.get(key)
                 if masked is not None:
                     return masked
@@ -408,7 +420,7 @@ def _mask_token(token: str) -> str:
                     _TOKEN_CACHE.clear()
                 _TOKEN_CACHE[token] = masked
                 return masked
-            if key and _canonical_safe(parts):
+            if key and spans_safe(parts):
                 if len(_CANONICAL_CACHE) >= _TOKEN_CACHE_LIMIT:
                     _CANONICAL_CACHE.clear()
                 _CANONICAL_CACHE[key] = masked

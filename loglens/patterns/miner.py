@@ -42,7 +42,19 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from loglens.model import Template
-from loglens.patterns.masking import DIGIT_RUNS, HAS_DIGIT, TIME_HINT, WILDCARD, ZERO_DIGITS, mask_tokens
+from loglens.patterns.masking import (
+    DATETIME_HINT,
+    DIGIT_RUNS,
+    HAS_DIGIT,
+    SIZE_UNIT,
+    SPAN_MARK,
+    TIME_HINT,
+    VARIABLE_SPAN,
+    WILDCARD,
+    ZERO_DIGITS,
+    mask_tokens,
+    spans_safe,
+)
 
 _CACHE_LIMIT = 50_000  # entries per cache
 _CACHEABLE = 512  # longer lines are not cached (memory: the caches are keyed by the line)
@@ -217,6 +229,9 @@ class TemplateMiner:
         self._short_cache: dict[bytes, _Cluster] = {}  # by line shape with digit runs shortened
         # by line shape, for templates that keep digits: (template, [(offset, kept text)])
         self._kept_cache: dict[bytes, tuple[_Cluster, tuple[tuple[int, str], ...]]] = {}
+        # by the line without its variable spans (see _span_key): hex ids, UUIDs, paths
+        self._span_cache: dict[bytes, _Cluster] = {}
+        self._span_kept_cache: dict[bytes, tuple[_Cluster, tuple[tuple[int, str], ...]]] = {}
         self._pending: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
         self._changed: dict[int, _Cluster] = {}
         self._merged_ids: dict[int, int] = {}  # merged template id -> id it was merged into
@@ -239,7 +254,7 @@ class TemplateMiner:
             if cluster is None or not cluster.alive:
                 cluster = self._kept_lookup(message, shape)
                 if cluster is None:
-                    cluster = self._place(message, shape, short)
+                    cluster = self._span_place(message, shape, short)
         cluster.count += 1
         if timestamp_ns:
             if not cluster.first_seen or timestamp_ns < cluster.first_seen:
@@ -329,10 +344,57 @@ class TemplateMiner:
         self._cache.clear()
         self._short_cache.clear()
         self._kept_cache.clear()
+        self._span_cache.clear()
+        self._span_kept_cache.clear()
 
     # -- internals --------------------------------------------------------------------------
 
-    def _place(self, line: str, shape: bytes, short: bytes) -> _Cluster:
+    def _span_place(self, line: str, shape: bytes, short: bytes) -> _Cluster:
+        """Place a line that the shape caches do not know, through the span caches: they are keyed
+        by the line with its variable spans (:data:`~loglens.patterns.masking.VARIABLE_SPAN`: hex
+        ids, UUIDs, paths, numbers) cut out, which the shape keeps (``req-3ccbdd456097198b``).
+
+        Only lines where no date-time or size phrase can match are keyed so (the phrases span
+        several tokens and could take part of a span); with a time hint (``10.0.0.1:8080``) the key
+        keeps the length of every number."""
+        if len(line) > _CACHEABLE or SPAN_MARK in line or ("B" in line and SIZE_UNIT(line) is not None):
+            return self._place(line, shape, short)[0]
+        timed = TIME_HINT(line) is not None
+        if timed and DATETIME_HINT(line) is not None:
+            return self._place(line, shape, short)[0]
+        parts = VARIABLE_SPAN.split(" " + line)
+        if len(parts) == 1:
+            return self._place(line, shape, short)[0]
+        joined = SPAN_MARK.join(parts)
+        full = joined.encode("utf-8", "surrogatepass").translate(ZERO_DIGITS)
+        key = full if timed else DIGIT_RUNS(b"00", full)
+        cluster = self._span_cache.get(key)
+        if cluster is not None and cluster.alive:
+            return cluster
+        entry = self._span_kept_cache.get(full)
+        if entry is not None and entry[0].alive:
+            cluster, checks = entry
+            for at, part in checks:
+                if not joined.startswith(part, at):
+                    break
+            else:
+                return cluster
+        cluster, tokens, masked = self._place(line, shape, short)
+        if not spans_safe(parts):
+            return cluster
+        if HAS_DIGIT(masked) is None:
+            if len(self._span_cache) >= _CACHE_LIMIT:
+                self._span_cache.clear()
+            self._span_cache[key] = cluster
+            return cluster
+        kept = _kept_checks(joined, tokens)
+        if kept is not None:
+            if len(self._span_kept_cache) >= _CACHE_LIMIT:
+                self._span_kept_cache.clear()
+            self._span_kept_cache[full] = (cluster, kept)
+        return cluster
+
+    def _place(self, line: str, shape: bytes, short: bytes) -> tuple[_Cluster, list[str], str]:
         tokens = collapse_wildcards(mask_tokens(line))
         masked = " ".join(tokens)
         cluster = self._cache.get(masked)
@@ -343,7 +405,7 @@ class TemplateMiner:
                 self._next_id += 1
                 self._insert(cluster)
         if len(line) > _CACHEABLE:
-            return cluster  # rare long lines are not worth the caches' memory
+            return cluster, tokens, masked  # rare long lines are not worth the caches' memory
         cache = self._cache
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
@@ -358,26 +420,17 @@ class TemplateMiner:
                 if len(self._short_cache) >= _CACHE_LIMIT:
                     self._short_cache.clear()
                 self._short_cache[short] = cluster
-        return cluster
+        return cluster, tokens, masked
 
     def _remember_kept(self, line: str, shape: bytes, tokens: list[str], cluster: _Cluster) -> None:
         """Cache a line whose template keeps digits (``port <*> ssh2``): a line of the same shape
         has the same template when it has the same text where those digits are."""
-        checks: list[tuple[int, str]] = []
-        start = 0
-        for token in tokens:
-            if HAS_DIGIT(token) is None:
-                continue
-            for part in token.split(WILDCARD):
-                if HAS_DIGIT(part) is not None:
-                    at = line.find(part, start)
-                    if at < 0:
-                        return
-                    checks.append((at, part))
-                    start = at + len(part)
+        checks = _kept_checks(line, tokens)
+        if checks is None:
+            return
         if len(self._kept_cache) >= _CACHE_LIMIT:
             self._kept_cache.clear()
-        self._kept_cache[shape] = (cluster, tuple(checks))
+        self._kept_cache[shape] = (cluster, checks)
 
     def _kept_lookup(self, line: str, shape: bytes) -> _Cluster | None:
         entry = self._kept_cache.get(shape)
@@ -538,6 +591,24 @@ class TemplateMiner:
                 siblings.remove(cluster)
                 if not siblings:
                     del self._by_rest[rest]
+
+
+def _kept_checks(line: str, tokens: list[str]) -> tuple[tuple[int, str], ...] | None:
+    """Where the digits that a template keeps (``ssh2``) are in ``line``: ``(offset, text)``
+    pairs, in order; None if one is not found."""
+    checks: list[tuple[int, str]] = []
+    start = 0
+    for token in tokens:
+        if HAS_DIGIT(token) is None:
+            continue
+        for part in token.split(WILDCARD):
+            if HAS_DIGIT(part) is not None:
+                at = line.find(part, start)
+                if at < 0:
+                    return None
+                checks.append((at, part))
+                start = at + len(part)
+    return tuple(checks)
 
 
 def _covers(template: list[str], tokens: list[str]) -> bool:

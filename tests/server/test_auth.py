@@ -19,7 +19,15 @@ from starlette.routing import Route
 from loglens.config import Settings
 from loglens.keys import ApiKey, KeyStore, hash_key
 from loglens.server import create_app
-from loglens.server.auth import ANY, FailureLimiter, credentials, flat_routes, match_route, required_scope
+from loglens.server.auth import (
+    ANY,
+    FailureLimiter,
+    credentials,
+    flat_routes,
+    match_route,
+    required_scope,
+    requires,
+)
 from tests.conftest import Server, run_cli, start_server, stop_server
 
 SAMPLE_PARAMS = {"index": "app-logs", "doc_id": "1", "record_id": "1", "template_id": "1", "name": "x", "rest": "x"}
@@ -75,6 +83,17 @@ def app_client(tmp_path: Path) -> Iterator[tuple[TestClient, Keys]]:
     data = tmp_path / "data"
     keys = make_keys(data)
     app = create_app(Settings(data=str(data), auth="on", auth_max_failures=0))
+
+    # what a future admin route looks like: a write that is not ingest, and a GET marked admin
+    @app.post("/api/v1/admin-probe")
+    def admin_write() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/api/v1/admin-read-probe")
+    @requires("admin")
+    def admin_read() -> dict[str, bool]:
+        return {"ok": True}
+
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client, keys
 
@@ -89,6 +108,7 @@ def test_every_route_needs_the_right_key(app_client: tuple[TestClient, Keys]) ->
                      "/openapi.json", "/api/v1/records/{record_id}/context"):
         assert expected in paths
     checked = 0
+    seen_scopes = set()
     for method, path, route_path in routes:
         needed = required_scope(match_route(app.router.routes, _scope(method, path)), method, path)
         if route_path in ("/healthz", "/readyz"):
@@ -96,6 +116,7 @@ def test_every_route_needs_the_right_key(app_client: tuple[TestClient, Keys]) ->
             assert client.request(method, path).status_code not in (401, 403)
             continue
         assert needed in ("ingest", "read", "admin"), (method, path, needed)
+        seen_scopes.add(needed)
         label = f"{method} {path}"
         missing = client.request(method, path)
         assert missing.status_code == 401, label
@@ -112,6 +133,9 @@ def test_every_route_needs_the_right_key(app_client: tuple[TestClient, Keys]) ->
                 assert client.request(method, path, headers=bearer(key)).status_code not in (401, 403), label
         checked += 1
     assert checked > 30
+    assert seen_scopes == {"ingest", "read", "admin"}
+    assert client.post("/api/v1/admin-probe", headers=bearer(keys.admin)).json() == {"ok": True}
+    assert client.get("/api/v1/admin-read-probe", headers=bearer(keys.read)).status_code == 403
 
 
 def _scope(method: str, path: str) -> dict[str, Any]:
