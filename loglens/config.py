@@ -34,8 +34,11 @@ class Settings(BaseSettings):
     kafka_brokers: str = ""
     kafka_topic: str = "app-logs"
     kafka_group: str = "loglens"
-    #: A TOML file with ``[[sources]]`` of files to tail (and other settings).
+    #: A TOML file with ``[[sources]]`` of files to tail and ``[[alerts]]`` rules (and other settings).
     config: str = ""
+    #: The UI's address as people reach it, for the links in alert notifications
+    #: (``https://logs.example.com``); empty: ``http://HOST:PORT`` of this server.
+    ui_url: str = ""
 
     # API keys (see docs/operations.md).
     #: ``on``, ``off``, or ``auto``: on unless the server binds a loopback address only.

@@ -235,9 +235,9 @@ def parse_rule(raw: Any, *, where: str = "rule", source: str = "api", rule_id: s
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise RuleError(f"{where}.description: expected a string")
-    ident = rule_id or raw.get("id") or (f"config-{slug(name)}" if source == "config" else None)
+    ident = rule_id or raw.get("id") or (f"config-{slug(name)}" if source == "config" else slug(name))
     if not isinstance(ident, str) or not ident:
-        raise RuleError(f"{where}: no id")
+        raise RuleError(f"{where}.id: expected a non-empty string")
     spec = {k: v for k, v in raw.items() if k != "id"}
     return Rule(ident, name.strip(), query, condition, window, every, severity, targets, repeat, enabled,
                 description, source, spec)

@@ -73,7 +73,7 @@ SOURCE_KEYS = frozenset((
     "start_at", "scan_frequency", "close_inactive", "clean_removed", "max_line_bytes", "enabled",
 ))  # fmt: skip
 MULTILINE_KEYS = frozenset(("pattern", "negate", "match", "max_lines", "timeout"))
-TOP_KEYS = frozenset(("sources", "grok_patterns"))
+TOP_KEYS = frozenset(("sources", "grok_patterns", "alerts"))  # [[alerts]]: loglens/alerts/rules.py
 
 
 class ConfigError(ValueError):

@@ -288,6 +288,17 @@ SIZE_PHRASE = re.compile(r"(?<![\w.])\d+(?:\.\d+)? (?:[KMGTPE]i?B|B)(?!\w)")
 SIZE_HINT = re.compile(r" (?<=\d )(?:[KMGTPE]i?B|B)(?!\w)").search
 #: A weaker condition for it that does not look at the number: a space then a unit.
 SIZE_UNIT = re.compile(r" (?:[KMGTPE]i?)?B(?!\w)").search
+_CLOCK_AFTER_SPACE = re.compile(r"[ T]\d+:\d").search
+_CLOCK_WITH_COMMA = re.compile(r":(?<=\d:)\d+:\d+,").search
+
+
+def clock_hint(text: str) -> bool:
+    r"""A necessary condition for :data:`DATETIME_PHRASE` that does not depend on how many digits
+    each number has (``[ T]\d+:\d`` or ``\d:\d+:\d+,``): when it fails for a text, it fails for
+    every text whose digits runs are of other lengths. ``10.0.0.1:8080`` does not meet it."""
+    return TIME_HINT(text) is not None and (
+        _CLOCK_AFTER_SPACE(text) is not None or _CLOCK_WITH_COMMA(text) is not None
+    )
 
 
 def mask_phrases(text: str) -> str:

@@ -43,7 +43,6 @@ from collections.abc import Iterable
 
 from loglens.model import Template
 from loglens.patterns.masking import (
-    DATETIME_HINT,
     DIGIT_RUNS,
     HAS_DIGIT,
     SIZE_UNIT,
@@ -52,6 +51,7 @@ from loglens.patterns.masking import (
     VARIABLE_SPAN,
     WILDCARD,
     ZERO_DIGITS,
+    clock_hint,
     mask_tokens,
     spans_safe,
 )
@@ -355,19 +355,22 @@ class TemplateMiner:
         ids, UUIDs, paths, numbers) cut out, which the shape keeps (``req-3ccbdd456097198b``).
 
         Only lines where no date-time or size phrase can match are keyed so (the phrases span
-        several tokens and could take part of a span); with a time hint (``10.0.0.1:8080``) the key
-        keeps the length of every number."""
-        if len(line) > _CACHEABLE or SPAN_MARK in line or ("B" in line and SIZE_UNIT(line) is not None):
-            return self._place(line, shape, short)[0]
-        timed = TIME_HINT(line) is not None
-        if timed and DATETIME_HINT(line) is not None:
+        several tokens and could take part of a span; the conditions checked hold for every line
+        of a key). Templates that keep digits (``HTTP/1.1``) are looked up by the key that keeps
+        the length of every number, then the kept texts are compared."""
+        if (
+            len(line) > _CACHEABLE
+            or SPAN_MARK in line
+            or ("B" in line and SIZE_UNIT(line) is not None)
+            or clock_hint(line)
+        ):
             return self._place(line, shape, short)[0]
         parts = VARIABLE_SPAN.split(" " + line)
         if len(parts) == 1:
             return self._place(line, shape, short)[0]
         joined = SPAN_MARK.join(parts)
         full = joined.encode("utf-8", "surrogatepass").translate(ZERO_DIGITS)
-        key = full if timed else DIGIT_RUNS(b"00", full)
+        key = DIGIT_RUNS(b"00", full)
         cluster = self._span_cache.get(key)
         if cluster is not None and cluster.alive:
             return cluster

@@ -15,6 +15,8 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from loglens import __version__
+from loglens.alerts.api import alerts_router
+from loglens.alerts.evaluator import start_alerts
 from loglens.config import Settings
 from loglens.ingest import http_routers, start_receivers
 from loglens.ingest.bodies import BodyError, decode_body
@@ -59,6 +61,7 @@ class Runtime:
         self.metrics = metrics or Metrics()
         self.metrics.attach(self)
         self.receivers = start_receivers(settings, self.pipeline)
+        self.alerts = start_alerts(settings, self.engine, self.metrics)  # [[alerts]] and /api/v1/alerts
         self.ready = True
         self._stop = threading.Event()
         self._retention_thread: threading.Thread | None = None
@@ -81,6 +84,7 @@ class Runtime:
     def close(self) -> None:
         self._stop.set()
         self.ready = False
+        self.alerts.close()
         for receiver in self.receivers:
             receiver.close()
         self.pipeline.close()
@@ -109,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in http_routers(settings):
         app.include_router(router)
+    app.include_router(alerts_router(lambda: rt().alerts))
 
     @app.exception_handler(QueryError)
     async def query_error(_: Request, exc: QueryError) -> ORJSONResponse:

@@ -93,3 +93,79 @@ def test_rules_are_documented_and_compile() -> None:
         assert kind in names
     assert all(r.description for r in RULES)
     compile_rules(RULES)
+
+
+def test_phrase_hints_are_necessary() -> None:
+    # The hints only skip the phrases when they cannot match.
+    from loglens.patterns.masking import DATETIME_HINT, DATETIME_PHRASE, SIZE_HINT, SIZE_PHRASE, clock_hint
+
+    for text in (
+        "at Fri Jun 17 07:07:00 2005 ok",
+        "2015-10-18 18:01:47,978 INFO x",
+        "at 18:01:47,978 ok",
+        "Jun 17, 2005 7:07:00 PM",
+        "06/10/2013 17:26 GMT",
+    ):
+        assert DATETIME_PHRASE.search(text) is not None
+        assert DATETIME_HINT(text) is not None
+        assert clock_hint(text)
+    assert DATETIME_HINT("from 10.0.0.1:8080 at 12:3") is None
+    assert not clock_hint("from 10.0.0.1:8080 ok")
+    assert SIZE_PHRASE.search("freed 2.3 GiB") is not None and SIZE_HINT("freed 2.3 GiB") is not None
+    assert SIZE_HINT("ORDER BY id") is None
+
+
+def test_variable_spans_mask_alike() -> None:
+    """Tokens that differ only in their variable spans have one key and mask alike; a key is only
+    trusted when what precedes the spans is a word (``spans_safe``)."""
+    import random
+
+    from loglens.patterns.masking import _PATTERN, HAS_DIGIT, SPAN_MARK, VARIABLE_SPAN, span_key, spans_safe
+
+    rnd = random.Random(7)
+    pieces = [
+        "req-", "host-", "SSH-", "HTTP/", "ab", "x", "-", "--", "/", ".", "..", ":", "@", "#", "=", "_", "$",
+        "[", "]", "(", ")", ",", "'", "<", "Foo", ".java:", "http://", "ms", "KB", "Dec", "e", "f", "a-", "B", "C:",
+    ]  # fmt: skip
+    alphabets = ["0123456789abcdef", "0123456789", "abcdef", "0123456789abcdefghijklmnopqrstuvwxyzABCDEF"]
+
+    def token() -> str:
+        out = []
+        for _ in range(rnd.randint(1, 5)):
+            if rnd.random() < 0.5:
+                out.append(rnd.choice(pieces))
+            else:
+                alphabet = rnd.choice(alphabets)
+                out.append("".join(rnd.choice(alphabet) for _ in range(rnd.choice([1, 2, 4, 8, 16]))))
+        return "".join(out)
+
+    by_key: dict[bytes, dict[str, str]] = {}
+    for _ in range(40_000):
+        t = token()
+        parts = VARIABLE_SPAN.split(" " + t)
+        if len(parts) > 1 and SPAN_MARK not in t and spans_safe(parts):
+            by_key.setdefault(span_key(parts), {}).setdefault(_PATTERN.sub("<*>", t), t)
+    shared = [masks for masks in by_key.values() if any(HAS_DIGIT(m) is None for m in masks)]
+    assert len(shared) > 1000
+    assert all(len(masks) == 1 for masks in shared), [m for m in shared if len(m) > 1][:3]
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("[req-3ccbdd456097198b]", "[req-<*>]"),
+        ("[req-ff05726dfaefb64c]", "[<*>]"),
+        ("bf55cb8d-9f73-4e2c-81b0-f9687a76d31a", "<*>"),
+        ("/payments/5235f9cd-ab8d-4f91-b61a-741e9d2d56a6/capture", "<*>"),
+        ("SSH-22ab", "SSH-22ab"),  # a protocol version is kept: the prefix is not trusted
+        ("abc--12x3", "abc-<*>"),
+        ("host-08", "host-<*>"),
+    ],
+)
+def test_span_tokens(token: str, expected: str) -> None:
+    from loglens.patterns.masking import clear_caches
+
+    clear_caches()
+    for _ in range(2):  # computed, then from the caches
+        assert mask_tokens(token) == [expected]
+        assert mask(token) == expected

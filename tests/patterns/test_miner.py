@@ -219,3 +219,29 @@ def test_very_long_message_is_templated_by_its_start() -> None:
     assert a == b
     t = m.get(a)
     assert t is not None and len(t.text) <= 4_000
+
+
+def test_span_cache_places_like_masking_does() -> None:
+    """Lines that differ in their hex ids, UUIDs and paths share a span-cache key; the cache must
+    place them exactly as masking each line would (the same ids as a miner without it)."""
+    lines = [
+        "host-08 [req-02b4c0f174e75fdb] pool stats: active=24",
+        "host-09 [req-ff05726dfaefb64c] pool stats: active=7",
+        "host-10 [req-3e961e9dc03d679c] pool stats: active=11",
+        "refund bf55cb8d-9f73-4e2c-81b0-f9687a76d31a processed for order 844129112",
+        "refund 0e14bad8-57c3-41a5-9cb6-6def67709848 processed for order 12",
+        '10.188.246.203:47810 - "POST /payments/0e14bad8-57c3-41a5-9cb6-6def67709848/capture HTTP/1.1" 403',
+        '10.18.26.3:4781 - "POST /payments/ab14bad8-57c3-41a5-9cb6-6def67709848/capture HTTP/1.1" 200',
+        '10.18.26.3:4781 - "POST /payments/ab14bad8-57c3-41a5-9cb6-6def67709848/capture HTTP/2.0" 200',
+        "SSH-22ab [req-aa] x",
+        "SSH-23cd [req-bb] x",
+        "at Fri Jun 17 07:07:00 2005 job-1a2b done",
+        "at Fri Jun 17 07:07:00 20051 job-3c4d done",
+    ]
+    m = TemplateMiner()
+    plain = TemplateMiner()
+    plain._span_place = lambda line, shape, short: plain._place(line, shape, short)[0]  # type: ignore[method-assign]
+    for line in lines * 3:
+        assert m.add(line) == plain.add(line), line
+    assert [t.text for t in m.templates()] == [t.text for t in plain.templates()]
+    assert m._span_cache  # the span cache was used
