@@ -18,11 +18,12 @@ by the shared evaluator ``parse_accuracy.py``) for
 * Drain3 with the per-system settings of the Loghub benchmark (masking regexes, similarity
   threshold, tree depth), on messages;
 
-then the averages, and lines/s of each on the concatenation of all systems' messages and on a
+then the averages, and lines/s of each on the concatenation of all systems' messages, on a
 generated stream of 1M lines (the systems' lines sampled at random with their numbers and hex ids
-re-drawn, with new lengths, so that few lines repeat), with the template count and the miner's
-``evicted`` counter. Drain3 is a bench-only dependency (``pip install -e .[bench]``); the
-evaluator needs pandas.
+re-drawn, with new lengths, so that few lines repeat) and on 100k events of generated application
+logs (``bench/gen_logs.py``: hex request ids, UUIDs, ids in paths; the miner sees the messages that
+``loglens.parse.parse_line`` gives), with the template count and the miner's ``evicted`` counter.
+Drain3 is a bench-only dependency (``pip install -e .[bench]``); the evaluator needs pandas.
 """
 
 from __future__ import annotations
@@ -185,6 +186,19 @@ def make_stream(pool: list[str], n: int, seed: int = 7, header: Callable[[str], 
     return out
 
 
+def app_logs(n: int) -> tuple[list[str], list[str]]:
+    """Raw lines and messages (what the ingest pipeline gives the miner: ``parse_line(...).message``)
+    of ``n`` events of realistic application logs from ``bench/gen_logs.py`` (hex request ids,
+    UUIDs, ids in paths, IP:port...)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from gen_logs import iter_chunks
+
+    from loglens.parse import parse_line
+
+    raw = [line for chunk in iter_chunks(n) for line in chunk.splitlines()]
+    return raw, [parse_line(line, received_ns=1).message for line in raw]
+
+
 def timed(fn: Callable[[list[str]], Any], lines: list[str]) -> tuple[float, Any]:
     clear_caches()  # start cold: the accuracy runs filled the token caches
     gc.collect()
@@ -204,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dataset_dir", nargs="?", default=str(REPO.parent / "shared" / "datasets" / "loghub-2k"))
     ap.add_argument("--stream-lines", type=int, default=1_000_000, help="size of the generated stream")
+    ap.add_argument(
+        "--app-lines", type=int, default=100_000, help="events of generated application logs (bench/gen_logs.py)"
+    )
     ap.add_argument("--evaluator", help="path of parse_accuracy.py")
     ap.add_argument("--no-drain3", action="store_true", help="LogLens only")
     args = ap.parse_args(argv)
@@ -316,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         stream_msg = make_stream(all_messages, n)
         stream_raw = make_stream(all_raw, n, header=lambda line: len(line) - len(raw_message(line)))
         measure(f"stream of {n:,} lines", stream_msg, stream_raw)
+    if args.app_lines > 0:
+        app_raw, app_msg = app_logs(args.app_lines)
+        measure(f"generated app logs ({len(app_raw):,} lines)", app_msg, app_raw)
     return 0
 
 

@@ -88,7 +88,7 @@ def serve(
     kafka_topic: Annotated[str | None, typer.Option(help="Kafka topic [env LOGLENS_KAFKA_TOPIC; app-logs].")] = None,
     kafka_group: Annotated[str | None, typer.Option(help="Kafka group [env LOGLENS_KAFKA_GROUP; loglens].")] = None,
     config: Annotated[str | None, typer.Option(
-        help="TOML file with [[sources]] of files to tail [env LOGLENS_CONFIG].")] = None,
+        help="TOML file with [[sources]] of files to tail and [[alerts]] rules [env LOGLENS_CONFIG].")] = None,
     auth: Annotated[str | None, typer.Option(
         help="Require API keys: on, off, or auto (on unless bound to loopback) [env LOGLENS_AUTH].")] = None,
     insecure: Annotated[bool | None, typer.Option(
@@ -127,12 +127,14 @@ def serve(
         open_store(settings.data, writable=True).close()
     except StoreLockedError as exc:
         raise _fail(str(exc)) from None
-    if settings.config:  # a bad config file is named, with the source and the key, not a traceback
+    if settings.config:  # a bad config file is named, with the section and the key, not a traceback
+        from loglens.alerts.rules import RuleError, load_config_rules
         from loglens.ingest.files import ConfigError, load_config
 
         try:
             load_config(settings.config)
-        except ConfigError as exc:
+            load_config_rules(settings.config)
+        except (ConfigError, RuleError) as exc:
             raise _fail(str(exc)) from None
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
                 access_log=False)

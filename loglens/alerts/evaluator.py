@@ -68,7 +68,8 @@ class AlertService:
         self.dispatcher = dispatcher or Dispatcher()
         self.on_evaluated = on_evaluated
         self.clock = clock
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the rule lists
+        self._eval_lock = threading.Lock()  # one evaluation at a time; the API does not wait for it
         self._config_rules = load_config_rules(config_path) if config_path else []
         self._api_rules: list[Rule] = []
         for rule_id, spec in self.db.rules():
@@ -147,7 +148,7 @@ class AlertService:
         notifications sent. Never raises for one rule's failure."""
         now = self.clock() if now_ns is None else now_ns
         sent: list[Notification] = []
-        with self._lock:
+        with self._eval_lock:
             silences = self.db.silences(active_at=now)
             for rule in self.rules():
                 if not rule.enabled:
@@ -216,8 +217,10 @@ class AlertService:
                 state.notified, state.seen = False, []
             elif not quiet:
                 state.notified, state.last_notified = True, now
+            if quiet:
+                notification = None
         self.db.save_state(state)
-        return None if notification is None or silenced else notification
+        return notification
 
     def _notify(self, rule: Rule, change: str, now: int, m: Measure, quiet: bool, silenced: bool) -> Notification:
         lo, hi = m.window.start or 0, m.window.end or now

@@ -13,6 +13,7 @@ import smtplib
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -199,10 +200,12 @@ Reporter = Callable[[int, int, str, int, str], None]  # history id, target index
 
 
 class Dispatcher:
-    """Delivers notifications, each (notification, target) on its own daemon thread.
+    """Delivers notifications: each target of each rule has its own worker thread and queue.
 
-    ``attempts`` tries at most, waiting ``backoff``, ``2·backoff``, ``4·backoff``... (capped at
-    ``max_backoff``) between them.
+    Targets never wait for one another (a slow or failing target holds up only its own later
+    notifications, which keeps firing → resolved in order for it). A delivery is tried ``attempts``
+    times at most, waiting ``backoff``, ``2·backoff``, ``4·backoff``... (capped at ``max_backoff``)
+    in between. A worker thread ends when its queue is empty.
     """
 
     def __init__(self, *, attempts: int = 5, backoff: float = 1.0, max_backoff: float = 60.0, timeout: float = 10.0,
@@ -215,49 +218,64 @@ class Dispatcher:
         self.on_attempt = on_attempt
         self.sender = sender
         self._stop = threading.Event()
-        self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._queues: dict[tuple[str, int], deque[tuple[Notification, Target, int, Reporter]]] = {}
 
     def dispatch(self, n: Notification, history_id: int, report: Reporter) -> None:
         for index, target in enumerate(n.rule.targets):
-            t = threading.Thread(target=self._deliver, args=(n, index, target, history_id, report), daemon=True,
-                                 name=f"loglens-alert-{target.type}")
+            key = (n.rule.id, index)
             with self._lock:
-                self._threads.add(t)
-            t.start()
+                queue = self._queues.get(key)
+                start = queue is None
+                if queue is None:
+                    queue = self._queues[key] = deque()
+                queue.append((n, target, history_id, report))
+            if start:
+                threading.Thread(target=self._work, args=(key, index), daemon=True,
+                                 name=f"loglens-alert-{target.type}").start()
+
+    def _work(self, key: tuple[str, int], index: int) -> None:
+        while True:
+            with self._lock:
+                queue = self._queues[key]
+                if not queue:
+                    del self._queues[key]
+                    self._idle.notify_all()
+                    return
+                n, target, history_id, report = queue[0]
+            try:
+                self._deliver(n, index, target, history_id, report)
+            finally:
+                with self._lock:
+                    queue.popleft()
 
     def _deliver(self, n: Notification, index: int, target: Target, history_id: int, report: Reporter) -> None:
         error = ""
         attempt = 0
-        try:
-            for attempt in range(1, self.attempts + 1):
-                try:
-                    self.sender(n, target, self.timeout)
-                except DeliveryError as exc:
-                    error = str(exc)
-                    self._count(target.type, "failed")
-                    log.warning("alert %r: delivery to %s failed (attempt %d/%d): %s", n.rule.name,
-                                target.describe(), attempt, self.attempts, error)
-                    if not exc.retry or attempt == self.attempts:
-                        break
-                    delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-                    if self._stop.wait(delay):
-                        error += " (stopped before the next attempt)"
-                        break
-                    continue
-                except Exception as exc:  # a bug in a payload builder must not kill the thread silently
-                    error = f"{type(exc).__name__}: {exc}"
-                    self._count(target.type, "failed")
-                    log.exception("alert %r: delivery to %s failed", n.rule.name, target.describe())
+        for attempt in range(1, self.attempts + 1):
+            try:
+                self.sender(n, target, self.timeout)
+            except DeliveryError as exc:
+                error = str(exc)
+                self._count(target.type, "failed")
+                log.warning("alert %r: delivery to %s failed (attempt %d/%d): %s", n.rule.name,
+                            target.describe(), attempt, self.attempts, error)
+                if not exc.retry or attempt == self.attempts:
                     break
-                else:
-                    self._count(target.type, "ok")
-                    _safe(report, history_id, index, "ok", attempt, "")
-                    return
-            _safe(report, history_id, index, "failed", attempt, error)
-        finally:
-            with self._lock:
-                self._threads.discard(threading.current_thread())
+                if self._stop.wait(min(self.max_backoff, self.backoff * 2 ** (attempt - 1))):
+                    error += " (stopped before the next attempt)"
+                    break
+            except Exception as exc:  # a bug in a payload builder must not kill the worker silently
+                error = f"{type(exc).__name__}: {exc}"
+                self._count(target.type, "failed")
+                log.exception("alert %r: delivery to %s failed", n.rule.name, target.describe())
+                break
+            else:
+                self._count(target.type, "ok")
+                _safe(report, history_id, index, "ok", attempt, "")
+                return
+        _safe(report, history_id, index, "failed", attempt, error)
 
     def _count(self, target: str, outcome: str) -> None:
         if self.on_attempt is not None:
@@ -267,21 +285,23 @@ class Dispatcher:
                 log.exception("alert delivery metric failed")
 
     def pending(self) -> int:
+        """Notifications queued or being delivered, over all targets."""
         with self._lock:
-            return len(self._threads)
+            return sum(len(q) for q in self._queues.values())
 
     def wait(self, timeout: float = 10.0) -> bool:
-        """Wait for the deliveries under way (tests, shutdown); True when none is left."""
+        """Wait until every queue is empty (tests, shutdown); True when it is."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                threads = list(self._threads)
-            if not threads:
-                return True
-            threads[0].join(max(0.0, deadline - time.monotonic()))
-        return self.pending() == 0
+        with self._idle:
+            while self._queues:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
 
     def close(self, grace: float = 2.0) -> None:
+        """Give deliveries under way ``grace`` seconds, then stop retrying."""
         self.wait(grace)
         self._stop.set()
 

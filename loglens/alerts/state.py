@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS silences (
 );
 """
 
+#: History entries kept (the oldest are removed beyond this).
+MAX_HISTORY = 100_000
+
 
 @dataclass(slots=True)
 class RuleState:
@@ -148,6 +151,9 @@ class AlertDB:
             self._conn.executemany(
                 "INSERT INTO deliveries (history_id, target_index, target, outcome, updated) VALUES (?, ?, ?, ?, ?)",
                 [(hid, i, t, "pending", now) for i, t in enumerate(targets)])
+            if hid % 1000 == 0:  # keep the newest MAX_HISTORY entries
+                self._conn.execute("DELETE FROM history WHERE id <= ?", (hid - MAX_HISTORY,))
+                self._conn.execute("DELETE FROM deliveries WHERE history_id <= ?", (hid - MAX_HISTORY,))
         return hid
 
     def update_delivery(self, history_id: int, index: int, outcome: str, attempts: int, error: str) -> None:

@@ -40,9 +40,10 @@ the in-flight batches are finished and their offsets committed before the partit
 If the store fails a batch, the consumer is closed and opened again after a pause, which resumes
 from the committed offsets (the deduplication covers what was stored after the failure).
 
-Counters in ``stats``: ``received``, ``stored``, ``duplicates``, ``empty``, ``invalid_utf8``,
-``malformed`` (values that broke the parser and are stored whole as text), ``consumer_errors``,
-``commits``, ``commit_errors``, ``store_errors``, ``pauses``, ``rebalances``.
+Counters in ``stats`` (read by ``/metrics``): ``received``, ``bytes`` (of the values), ``stored``,
+``duplicates``, ``empty``, ``invalid_utf8``, ``malformed`` (values that broke the parser and are
+stored whole as text), ``consumer_errors``, ``commits``, ``commit_errors``, ``store_errors``,
+``pauses``, ``rebalances``.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ JOURNAL_NAME = "kafka-offsets.jsonl"
 POLL_SECONDS = 0.5
 #: How long a paused consumer waits between two tries.
 RETRY_SECONDS = 0.05
+#: Longest time without a poll while batches are in flight (polls serve rebalances).
+MAX_WAIT_SECONDS = 2.0
 #: Pause before the consumer is opened again after the store failed a batch.
 RESTART_SECONDS = 2.0
 #: Attributes that identify a Kafka record.
@@ -342,7 +345,7 @@ class KafkaReceiver:
         self.conf.setdefault("logger", logging.getLogger("loglens.ingest.kafka.librdkafka"))
         self.topics = topics
         self.stats: dict[str, int] = dict.fromkeys((
-            "received", "stored", "duplicates", "empty", "invalid_utf8", "malformed", "consumer_errors",
+            "received", "bytes", "stored", "duplicates", "empty", "invalid_utf8", "malformed", "consumer_errors",
             "commits", "commit_errors", "store_errors", "pauses", "rebalances"), 0)
         self._stop = threading.Event()
         self._consumer: Any = None
@@ -355,6 +358,7 @@ class KafkaReceiver:
         self._paused = False
         self._reassigned = False
         self._last_error: dict[str, float] = {}
+        self._polled = time.monotonic()
         self._open()  # configuration errors are raised here, in the caller's thread
         self._thread = threading.Thread(target=self._run, name="loglens-kafka", daemon=True)
         self._thread.start()
@@ -426,25 +430,32 @@ class KafkaReceiver:
         if self._broken:
             self._restart()
             return
-        blocked = bool(self._pending.records or self._pending.offsets) or len(self._inflight) >= MAX_IN_FLIGHT \
-            or bool(self._to_commit)
-        self._set_paused(blocked)
-        if blocked:
-            if self._inflight:  # wait for the oldest commit instead of spinning
-                oldest = self._inflight[0].future
-                if oldest is not None:
-                    wait_futures([oldest], timeout=RETRY_SECONDS)
-                timeout = 0.0
-            else:
-                timeout = RETRY_SECONDS
-            # paused: this serves rebalances and keeps the membership alive without fetching
-            messages = self._consumer.consume(num_messages=BATCH, timeout=timeout)
+        throttled = bool(self._pending.records or self._pending.offsets or self._to_commit)
+        full = len(self._inflight) >= MAX_IN_FLIGHT
+        if full and not throttled and time.monotonic() - self._polled < MAX_WAIT_SECONDS:
+            self._wait_oldest()  # enough is in flight: let the store catch up (what is fetched waits)
+            return
+        if throttled or full:
+            # backpressure (the write queue is full), Kafka refusing commits or a slow store: pause
+            # the partitions and keep polling, which serves rebalances and the group membership
+            # without fetching
+            self._set_paused(True)
+            if self._inflight:
+                self._wait_oldest()
+            messages = self._consumer.consume(num_messages=BATCH, timeout=0 if self._inflight else RETRY_SECONDS)
         else:
+            self._set_paused(False)
             messages = self._consumer.consume(num_messages=BATCH, timeout=POLL_SECONDS)
+        self._polled = time.monotonic()
         if messages:
             self._add(messages)
         if self._pending.records or self._pending.offsets:
             self._submit(block=False)
+
+    def _wait_oldest(self) -> None:
+        oldest = self._inflight[0].future
+        if oldest is not None:
+            wait_futures([oldest], timeout=RETRY_SECONDS)
 
     def _set_paused(self, paused: bool) -> None:
         """Pause or resume the whole assignment (again after a rebalance changed it)."""
@@ -485,8 +496,11 @@ class KafkaReceiver:
                     continue
                 if offset > part.skip_max:
                     part.skip.clear()
+            value = m.value()
+            if value:
+                stats["bytes"] += len(value)
             ts_type, ts_ms = m.timestamp()
-            rec = record_of(m.value(), topic=topic, partition=partition, offset=offset, key=m.key(),
+            rec = record_of(value, topic=topic, partition=partition, offset=offset, key=m.key(),
                             timestamp_ms=ts_ms if ts_type != ck.TIMESTAMP_NOT_AVAILABLE else None, stats=stats)
             if rec is not None:
                 batch.records.append(rec)

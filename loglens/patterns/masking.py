@@ -296,9 +296,7 @@ def clock_hint(text: str) -> bool:
     r"""A necessary condition for :data:`DATETIME_PHRASE` that does not depend on how many digits
     each number has (``[ T]\d+:\d`` or ``\d:\d+:\d+,``): when it fails for a text, it fails for
     every text whose digits runs are of other lengths. ``10.0.0.1:8080`` does not meet it."""
-    return TIME_HINT(text) is not None and (
-        _CLOCK_AFTER_SPACE(text) is not None or _CLOCK_WITH_COMMA(text) is not None
-    )
+    return TIME_HINT(text) is not None and (_CLOCK_AFTER_SPACE(text) is not None or _CLOCK_WITH_COMMA(text) is not None)
 
 
 def mask_phrases(text: str) -> str:
@@ -309,6 +307,7 @@ def mask_phrases(text: str) -> str:
     if "B" in text and SIZE_HINT(text) is not None:
         text = SIZE_PHRASE.sub(WILDCARD, text)
     return text
+
 
 _TOKEN_CACHE: dict[str, str] = {}
 _SHAPE_CACHE: dict[bytes, str] = {}
@@ -353,12 +352,12 @@ _CACHEABLE_TOKEN = 200  # longer tokens are masked without caching
 #:
 #: A span is never followed by ``=`` (the ``key`` rule).
 VARIABLE_SPAN = re.compile(
-    rf"([\-{_DELIM}](?:/|\d)?)(?:"
-    rf"(?<=[{_DELIM}]/)[A-Za-z0-9_](?:[A-Za-z0-9_\-/]|\.(?=[A-Za-z0-9_\-/]))*"
-    rf"|(?<=[{_DELIM}]\d)[A-Za-z0-9\-]*"
-    rf"|(?<=-\d)[A-Za-z\-]*\d[A-Za-z0-9\-]*"
-    rf"|[a-fA-F]+\d[A-Za-z\-]*\d[A-Za-z0-9\-]*"
-    rf")(?![^{_DELIM}])(?!=)"
+    rf"([\-{_DELIM}](?=[0-9a-fA-F/])(?:/|\d)?)(?:"
+    rf"(?<=[{_DELIM}]/)[A-Za-z0-9_](?:[A-Za-z0-9_\-/]|\.(?=[A-Za-z0-9_\-/]))*+"
+    rf"|(?<=[{_DELIM}]\d)[A-Za-z0-9\-]*+"
+    rf"|(?<=-\d)[A-Za-z\-]*\d[A-Za-z0-9\-]*+"
+    rf"|[a-fA-F]++\d[A-Za-z\-]*\d[A-Za-z0-9\-]*+"
+    rf")(?![^{_DELIM}])(?!=)"  # possessive: a shorter span would not end at the end of its piece
 )
 # What may precede a span after ``-`` in its piece for the masking not to depend on the span:
 # letters in ``-``-separated words (``host-``, ``http-nio-``), not ending with a protocol name and

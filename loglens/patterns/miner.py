@@ -225,7 +225,8 @@ class TemplateMiner:
         self._clusters: OrderedDict[int, _Cluster] = OrderedDict()  # least recently seen first
         self._buckets: dict[tuple[int, str], list[_Cluster]] = {}
         self._by_rest: dict[tuple[str, ...], list[_Cluster]] = {}  # by all tokens but the first
-        self._cache: dict[str | bytes, _Cluster] = {}  # by line shape (bytes) and masked line
+        self._cache: dict[bytes, _Cluster] = {}  # by line shape
+        self._masked_cache: dict[str, _Cluster] = {}  # by masked line
         self._short_cache: dict[bytes, _Cluster] = {}  # by line shape with digit runs shortened
         # by line shape, for templates that keep digits: (template, [(offset, kept text)])
         self._kept_cache: dict[bytes, tuple[_Cluster, tuple[tuple[int, str], ...]]] = {}
@@ -342,6 +343,7 @@ class TemplateMiner:
                     self._merged_ids[cluster.id] = general.id
                     break
         self._cache.clear()
+        self._masked_cache.clear()
         self._short_cache.clear()
         self._kept_cache.clear()
         self._span_cache.clear()
@@ -373,6 +375,9 @@ class TemplateMiner:
         key = DIGIT_RUNS(b"00", full)
         cluster = self._span_cache.get(key)
         if cluster is not None and cluster.alive:
+            # Where ids are numbers, lines of this shape come back: answer them from the shape
+            # caches next time, as _place would have.
+            self._remember_shape(line, shape, short, cluster)
             return cluster
         entry = self._span_kept_cache.get(full)
         if entry is not None and entry[0].alive:
@@ -400,7 +405,7 @@ class TemplateMiner:
     def _place(self, line: str, shape: bytes, short: bytes) -> tuple[_Cluster, list[str], str]:
         tokens = collapse_wildcards(mask_tokens(line))
         masked = " ".join(tokens)
-        cluster = self._cache.get(masked)
+        cluster = self._masked_cache.get(masked)
         if cluster is None or not cluster.alive:
             cluster = self._match(tokens, self._candidates(tokens))
             if cluster is None:
@@ -409,21 +414,26 @@ class TemplateMiner:
                 self._insert(cluster)
         if len(line) > _CACHEABLE:
             return cluster, tokens, masked  # rare long lines are not worth the caches' memory
-        cache = self._cache
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        cache[masked] = cluster
+        if len(self._masked_cache) >= _CACHE_LIMIT:
+            self._masked_cache.clear()
+        self._masked_cache[masked] = cluster
         if HAS_DIGIT(masked) is not None:
             self._remember_kept(line, shape, tokens, cluster)
         else:
-            cache[shape] = cluster  # every line of this shape masks to the same tokens
-            if TIME_HINT(line) is None:
-                # Only date-times depend on how many digits a number has (2005 is a year,
-                # 20051 is not); without one, every line of this short shape masks alike.
-                if len(self._short_cache) >= _CACHE_LIMIT:
-                    self._short_cache.clear()
-                self._short_cache[short] = cluster
+            self._remember_shape(line, shape, short, cluster)
         return cluster, tokens, masked
+
+    def _remember_shape(self, line: str, shape: bytes, short: bytes, cluster: _Cluster) -> None:
+        """Cache a line whose template keeps no digit: every line of its shape masks alike."""
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[shape] = cluster
+        if TIME_HINT(line) is None:
+            # Only date-times depend on how many digits a number has (2005 is a year,
+            # 20051 is not); without one, every line of this short shape masks alike.
+            if len(self._short_cache) >= _CACHE_LIMIT:
+                self._short_cache.clear()
+            self._short_cache[short] = cluster
 
     def _remember_kept(self, line: str, shape: bytes, tokens: list[str], cluster: _Cluster) -> None:
         """Cache a line whose template keeps digits (``port <*> ssh2``): a line of the same shape

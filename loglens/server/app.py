@@ -37,6 +37,7 @@ from loglens.query.timerange import now_ns, parse_duration
 from loglens.server.auth import AuthMiddleware, FailureLimiter, RouteResolver, auth_enabled
 from loglens.server.metrics import Metrics, MetricsMiddleware
 from loglens.store import open_store
+from loglens.ui import mount as mount_ui
 
 log = logging.getLogger("loglens.server")
 
@@ -320,6 +321,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         return response
 
+    # the web UI: its files under /ui (public, with a Content-Security-Policy) and its page at / for
+    # browsers (Accept: text/html; others get the Elasticsearch handshake). Last, so it runs first.
+    mount_ui(app)
     return app
 
 

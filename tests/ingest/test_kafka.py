@@ -231,8 +231,9 @@ def test_kill_9_mid_consumption_stores_every_message_exactly_once(cluster: MockC
     ]
     produced = cluster.produce(topic, values)
     args = ("--kafka-brokers", cluster.bootstrap, "--kafka-topic", topic, "--kafka-group", "restart")
-    # the killed member stays in the group until its session times out; keep that short
-    env = {"LOGLENS_KAFKA_OPTIONS": "session.timeout.ms=6000;heartbeat.interval.ms=500"}
+    # the killed member stays in the group until its session (or, during a rebalance, the
+    # rebalance timeout: max.poll.interval.ms) times out; keep those short
+    env = {"LOGLENS_KAFKA_OPTIONS": "session.timeout.ms=6000;heartbeat.interval.ms=500;max.poll.interval.ms=10000"}
     data = tmp_path / "data"
     srv = start_server(data, *args, env=env)
     try:
@@ -243,7 +244,8 @@ def test_kill_9_mid_consumption_stores_every_message_exactly_once(cluster: MockC
     assert before < n, "the consumption was over before the kill"
     srv = start_server(data, *args, env=env)
     try:
-        assert wait_count(srv, "source:kafka", n, timeout=120) == n
+        got = wait_count(srv, "source:kafka", n, timeout=120)
+        assert got == n, f"{got} of {n} stored; server log:\n{srv.log.read_text()[-3000:]}"
         time.sleep(1.5)
         assert count(srv, "source:kafka") == n
         _assert_exactly_once(search_all(srv, "source:kafka"), produced)

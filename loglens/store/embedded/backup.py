@@ -37,7 +37,7 @@ FORMAT = "loglens-backup"
 FORMAT_VERSION = 1
 _SHARD_NAME = re.compile(r"^\d{8}\.db$")
 #: Other SQLite files of the data directory, copied when present: API key hashes (loglens/keys.py).
-EXTRA_FILES = ("keys.db",)
+EXTRA_FILES = ("keys.db", "alerts.db")
 
 #: Called once per file done: (relative path, bytes written).
 Progress = Callable[[str, int], None]
