@@ -47,6 +47,49 @@ def test_no_inline_script_or_handlers_in_the_shipped_files() -> None:
         assert "innerHTML" not in js.read_text() and "insertAdjacentHTML" not in js.read_text(), js.name
 
 
+def test_explore_screenshot_and_dark_theme(tab: Page) -> None:
+    page = tab.open("/?q=-service:hostile&from=now-1h&to=now")
+    wait_rows(page)
+    rows(page).nth(2).locator(".line").click()
+    screenshot(page, "explore.png")
+    page.click("#theme")
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    page.keyboard.press("Escape")
+    page.locator("body").click(position={"x": 5, "y": 600})
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
+
+
+def test_patterns_open_in_explore(tab: Page) -> None:
+    page = tab.open("/?view=patterns&q=-service:hostile&from=now-1h&to=now")
+    page.wait_for_selector("#patterns tr.pattern")
+    first = page.locator("#patterns tr.pattern").first
+    assert first.locator("svg.spark path").count() >= 1
+    counts = [int(c.replace(",", "")) for c in page.locator("#patterns td.count").all_text_contents()]
+    assert counts == sorted(counts, reverse=True)
+    assert page.locator("#patterns .mix span").count() > 0
+    screenshot(page, "patterns.png")
+    template_id = first.get_attribute("data-id")
+    first.click()
+    page.wait_for_function("new URLSearchParams(location.search).get('q')?.startsWith('template:')")
+    assert page.locator("#q").input_value() == f"template:{template_id}"
+    wait_rows(page)
+    assert not page.locator("#view-explore").is_hidden()
+
+
+def test_services_view(tab: Page) -> None:
+    page = tab.open("/?view=services&q=-service:hostile&from=now-1h&to=now")
+    page.wait_for_selector(".svc-card ol li")
+    names = page.locator(".svc-card h2 a").all_text_contents()
+    assert {"checkout", "payments", "search"} <= set(names)
+    page.wait_for_function("document.querySelectorAll('.svc-card svg.spark').length >= 6")
+    assert "% errors" in page.locator(".svc-card .stat").first.text_content()
+    screenshot(page, "services.png")
+    page.locator(".svc-card h2 a", has_text="payments").click()
+    page.wait_for_function("document.getElementById('q').value === 'service:payments'")
+    wait_rows(page)
+
+
 def test_explore_query_histogram_results_expand_filter(tab: Page) -> None:
     page = tab.open("/?q=level:ERROR&from=now-1h&to=now")
     wait_rows(page)
@@ -161,36 +204,6 @@ def test_hostile_lines_render_as_text(tab: Page) -> None:
     assert not tab.dialogs
 
 
-def test_patterns_open_in_explore(tab: Page) -> None:
-    page = tab.open("/?view=patterns&from=now-1h&to=now")
-    page.wait_for_selector("#patterns tr.pattern")
-    first = page.locator("#patterns tr.pattern").first
-    assert first.locator("svg.spark path").count() >= 1
-    counts = [int(c.replace(",", "")) for c in page.locator("#patterns td.count").all_text_contents()]
-    assert counts == sorted(counts, reverse=True)
-    assert page.locator("#patterns .mix span").count() > 0
-    screenshot(page, "patterns.png")
-    template_id = first.get_attribute("data-id")
-    first.click()
-    page.wait_for_function("new URLSearchParams(location.search).get('q')?.startsWith('template:')")
-    assert page.locator("#q").input_value() == f"template:{template_id}"
-    wait_rows(page)
-    assert not page.locator("#view-explore").is_hidden()
-
-
-def test_services_view(tab: Page) -> None:
-    page = tab.open("/?view=services&from=now-1h&to=now")
-    page.wait_for_selector(".svc-card ol li")
-    names = page.locator(".svc-card h2 a").all_text_contents()
-    assert {"checkout", "payments", "search"} <= set(names)
-    page.wait_for_function("document.querySelectorAll('.svc-card svg.spark').length >= 6")
-    assert "% errors" in page.locator(".svc-card .stat").first.text_content()
-    screenshot(page, "services.png")
-    page.locator(".svc-card h2 a", has_text="payments").click()
-    page.wait_for_function("document.getElementById('q').value === 'service:payments'")
-    wait_rows(page)
-
-
 def test_anomalies_and_ask_are_not_available_yet(tab: Page) -> None:
     for view in ("anomalies", "ask"):
         page = tab.open(f"/?view={view}")
@@ -199,19 +212,6 @@ def test_anomalies_and_ask_are_not_available_yet(tab: Page) -> None:
         assert "not available in this version" in box.text_content().lower()
     page.click("#nav a[data-view='explore']")
     wait_rows(page)
-
-
-def test_explore_screenshot_and_dark_theme(tab: Page) -> None:
-    page = tab.open("/?from=now-1h&to=now")
-    wait_rows(page)
-    rows(page).nth(2).locator(".line").click()
-    screenshot(page, "explore.png")
-    page.click("#theme")
-    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
-    page.keyboard.press("Escape")
-    page.locator("body").click(position={"x": 5, "y": 600})
-    page.keyboard.press("/")
-    assert page.evaluate("document.activeElement.id") == "q"
 
 
 def test_api_key_prompt_when_auth_is_on(browser: Any, tmp_path: Any) -> None:
