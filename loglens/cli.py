@@ -494,6 +494,46 @@ def top(
 
 
 @app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A question, e.g. 'how many errors from api in the last hour'.")],
+    now: Annotated[str | None, typer.Option(
+        "--now", help="Anchor relative times here (RFC 3339 or epoch) to replay a past incident.")] = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="text or json.")] = "text",
+    data: DataOpt = DEFAULT_DATA,
+    url: UrlOpt = None,
+) -> None:
+    """Ask a question in plain English: shows the query it ran and the answer (see docs/ai.md)."""
+    if url:
+        import httpx
+
+        resp = httpx.post(url.rstrip("/") + "/api/v1/ask", json={"question": question, "now": now}, timeout=120,
+                          headers=_key_headers())
+        if resp.status_code >= 400:
+            raise _fail(resp.json().get("error", resp.text) if resp.headers.get("content-type", "").startswith(
+                "application/json") else resp.text)
+        answer = resp.json()
+    else:
+        from loglens.analysis.ask import ask as ask_question
+        from loglens.llm import client_from_settings
+        from loglens.query.timerange import parse_time
+
+        try:
+            anchor = parse_time(now) if now else None
+        except ValueError as exc:
+            raise _fail(f"--now: {exc}") from None
+        engine = _engine(data)
+        answer = _local(lambda: ask_question(engine, question, now=anchor, llm=client_from_settings(Settings())))
+    if output == "json":
+        print(orjson.dumps(answer).decode())
+        return
+    err.print(f"[dim]query:[/] {escape(answer.get('query') or '(none)')}  [dim]operation:[/] "
+              f"{escape(str(answer.get('operation')))}  [dim]from[/] {escape(str(answer.get('from')))} "
+              f"[dim]to[/] {escape(str(answer.get('to')))}" + ("  [dim](LLM)[/]" if answer.get("llm_used") else ""),
+              highlight=False)
+    console.print(Text(str(answer.get("answer", ""))))
+
+
+@app.command()
 def tail(
     query: Annotated[str, typer.Argument()] = "",
     output: OutputOpt = "table",

@@ -49,3 +49,19 @@ class Settings(BaseSettings):
     auth_max_failures: int = 10
     #: How long such an address is refused, in seconds.
     auth_block_seconds: float = 60.0
+
+    # LLM (optional; see docs/ai.md). Every AI feature works without one.
+    #: ``openai`` (any OpenAI-compatible chat-completions server), ``anthropic``, or ``none``.
+    llm_provider: str = "none"
+    #: e.g. ``http://localhost:11434/v1`` for Ollama; empty: the provider's public API.
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    #: Seconds per request; retries (on 429, 5xx and connection errors) back off exponentially.
+    llm_timeout: float = 60.0
+    llm_max_retries: int = 3
+    #: Token budget of a prompt (estimated as characters / 4); context is truncated to fit.
+    llm_context_tokens: int = 8000
+    llm_max_output_tokens: int = 1024
+    #: Also redact IP addresses from what is sent to the LLM (secrets and e-mails always are).
+    llm_redact_ips: bool = False

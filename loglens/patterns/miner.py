@@ -7,9 +7,10 @@ How a message is placed:
 2. A cache keyed on the line's shape (its digits replaced by ``0``: lines that differ only in
    their numbers share it), then on that shape with runs of digits shortened to ``00`` (numbers
    of another length), then on the shape again for templates that keep a digit (``ssh2``: the
-   line must have the same text there), then on the masked line
-   (:func:`~loglens.patterns.masking.mask_tokens`), answers most lines with one or two dictionary
-   look-ups.
+   line must have the same text there), then on the line with its variable spans cut out (hex
+   request ids, UUIDs, paths, numbers: :data:`~loglens.patterns.masking.VARIABLE_SPAN`, which the
+   shape keeps), then on the masked line (:func:`~loglens.patterns.masking.mask_tokens`), answers
+   most lines with a few dictionary look-ups.
 3. Otherwise the masked tokens are compared with the templates that have the same number of
    tokens and the same first token (Drain's observation: the length and the leading word of a
    message say a lot about its kind). A template that agrees on all positions (``<*>`` accepts

@@ -68,9 +68,21 @@ def parse_record_id(value: str | int) -> int:
 class QueryEngine:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.patterns: Any = None  # analysis.semantic.PatternIndex, built on first similar:"..."
+
+    def pattern_index(self) -> Any:
+        if self.patterns is None:
+            from loglens.analysis.semantic import PatternIndex
+
+            self.patterns = PatternIndex(self.store)
+        return self.patterns
+
+    def resolve_similar(self, text: str) -> list[int]:
+        """Template ids meaning the same as ``text`` (the ``similar:"..."`` query field)."""
+        return list(self.pattern_index().resolve(text))
 
     def plan(self, q: str | None) -> Plan:
-        return plan_query(q or "", self.store.known_attributes())
+        return plan_query(q or "", self.store.known_attributes(), similar=self.resolve_similar)
 
     @staticmethod
     def time_range(start: str | None, end: str | None, *, now: int | None = None) -> TimeRange:

@@ -151,11 +151,30 @@ class Plan:
         return isinstance(self.node, ast.MatchAll)
 
 
+#: Resolves ``similar:"text"`` to the ids of the templates that mean the same (semantic search).
+SimilarResolver = Callable[[str], list[int]]
+SIMILAR_FIELD = "similar"
+
+
 class _Planner:
-    def __init__(self, query: str, known_attributes: Collection[str]) -> None:
+    def __init__(self, query: str, known_attributes: Collection[str],
+                 similar: SimilarResolver | None = None) -> None:
         self.query = query
         self.known = known_attributes
+        self.similar = similar
         self.fields: set[str] = set()
+
+    def resolve_similar(self, node: ast.FieldMatch) -> ast.Node:
+        """``similar:"text"`` becomes ``template:a OR template:b ...`` (nothing matches if none is similar)."""
+        if self.similar is None:
+            raise QueryError("similar: needs the pattern index, which this query path does not have",
+                             node.pos, self.query)
+        ids = self.similar(node.value)
+        self.fields.add("template")
+        if not ids:
+            return ast.Not(ast.MatchAll(node.pos), node.pos)
+        items = tuple(ast.FieldMatch("template", str(i), "term", node.pos) for i in ids)
+        return items[0] if len(items) == 1 else ast.Or(items, node.pos)
 
     def resolve_field(self, name: str, pos: int) -> str:
         try:
@@ -165,6 +184,8 @@ class _Planner:
 
     def resolve(self, node: ast.Node) -> ast.Node:
         if isinstance(node, ast.FieldMatch):
+            if node.field.lower() == SIMILAR_FIELD and SIMILAR_FIELD not in self.known:
+                return self.resolve_similar(node)
             name = self.resolve_field(node.field, node.pos)
             self.fields.add(name)
             if name == "level":
@@ -275,8 +296,11 @@ class _Planner:
         return compare_text
 
 
-def plan_query(query: str, known_attributes: Collection[str] = ()) -> Plan:
-    """Parse and check ``query``; raises ``QueryError`` (with a position) when it is malformed."""
-    planner = _Planner(query, known_attributes)
+def plan_query(query: str, known_attributes: Collection[str] = (), similar: SimilarResolver | None = None) -> Plan:
+    """Parse and check ``query``; raises ``QueryError`` (with a position) when it is malformed.
+
+    ``similar`` resolves ``similar:"text"`` to template ids; without it such a query is an error.
+    """
+    planner = _Planner(query, known_attributes, similar)
     node = planner.resolve(parse(query))
     return Plan(query=query, node=node, predicate=planner.predicate(node), fields=planner.fields)

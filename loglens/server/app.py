@@ -17,10 +17,15 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from loglens import __version__
 from loglens.alerts.api import alerts_router
 from loglens.alerts.evaluator import start_alerts
+from loglens.analysis.ask import ask as ask_question
+from loglens.analysis.cache import QACache
+from loglens.analysis.chat import ChatError, chat_events, sse
+from loglens.analysis.chat import chat as chat_answer
 from loglens.config import Settings
 from loglens.ingest import http_routers, start_receivers
 from loglens.ingest.bodies import BodyError, decode_body
 from loglens.keys import KeyStore
+from loglens.llm import client_from_settings
 from loglens.model import LogRecord
 from loglens.pipeline import Pipeline, QueueFullError
 from loglens.query.engine import (
@@ -33,8 +38,8 @@ from loglens.query.engine import (
 )
 from loglens.query.errors import QueryError
 from loglens.query.planning import BUILTIN_FIELDS
-from loglens.query.timerange import now_ns, parse_duration
-from loglens.server.auth import AuthMiddleware, FailureLimiter, RouteResolver, auth_enabled
+from loglens.query.timerange import now_ns, parse_duration, parse_time
+from loglens.server.auth import AuthMiddleware, FailureLimiter, RouteResolver, auth_enabled, requires
 from loglens.server.metrics import Metrics, MetricsMiddleware
 from loglens.store import open_store
 from loglens.ui import mount as mount_ui
@@ -226,6 +231,67 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                  limit: int = 50, service: str | None = None, new: bool = False) -> ORJSONResponse:
         return ORJSONResponse(PatternQueries(rt().engine).list(q, from_, to, limit, service, new))
 
+    @app.get("/api/v1/patterns/similar")
+    def similar_patterns(text: str, limit: int = 10, threshold: float | None = None) -> ORJSONResponse:
+        if not 1 <= limit <= 100:
+            raise ParameterError("limit must be between 1 and 100")
+        index = rt().engine.pattern_index()
+        matches = index.similar(text, limit, threshold)
+        return ORJSONResponse({"text": text, "scorer": index.scorer.name, "threshold": index.threshold if threshold
+                               is None else threshold, "patterns": [
+            {"id": m.template_id, "template": m.template, "score": m.score, "count": m.count,
+             "first_seen": format_ts(m.first_seen) if m.first_seen else None,
+             "last_seen": format_ts(m.last_seen) if m.last_seen else None} for m in matches]})
+
+    @app.get("/api/v1/anomalies")
+    def anomalies(from_: str | None = Query(None, alias="from"), to: str | None = None, service: str | None = None,
+                  interval: str | None = None) -> ORJSONResponse:
+        from loglens.analysis.anomalies import AnomalyDetector
+
+        window = rt().engine.time_range(from_, to)
+        try:
+            step = parse_duration(interval) if interval else None
+            report = AnomalyDetector(rt().store).detect(window.start, window.end, service or None, step)
+        except ValueError as exc:
+            raise ParameterError(str(exc)) from None
+        return ORJSONResponse(report.to_dict())
+
+    def explainer() -> Any:
+        runtime = rt()
+        found = getattr(runtime, "explainer", None)
+        if found is None:
+            from loglens.analysis.explain import Explainer
+
+            found = Explainer(runtime.engine, llm=client_from_settings(runtime.settings))
+            runtime.explainer = found  # type: ignore[attr-defined]
+        return found
+
+    @app.get("/api/v1/records/{record_id}/explain")
+    def explain_record(record_id: str) -> ORJSONResponse:
+        ident = parse_record_id(record_id)
+        try:
+            return ORJSONResponse(explainer().explain_record(ident))
+        except KeyError:
+            return _error(404, f"no record {record_id}")
+
+    @app.post("/api/v1/explain")
+    @requires("read")
+    async def explain_query(request: Request) -> ORJSONResponse:
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError as exc:
+            return _error(400, f"body is not JSON: {exc}")
+        if not isinstance(body, dict):
+            return _error(400, 'body is a JSON object: {"q": ..., "from": ..., "to": ...}')
+        q, start, end = body.get("q") or "", body.get("from"), body.get("to")
+        if not all(v is None or isinstance(v, str) for v in (q, start, end)):
+            return _error(400, "q, from and to are strings")
+        try:
+            facts = await asyncio.to_thread(explainer().explain_query, q, start, end)
+        except LookupError as exc:
+            return _error(404, str(exc.args[0]) if exc.args else "nothing to explain")
+        return ORJSONResponse(facts)
+
     @app.get("/api/v1/patterns/{template_id}")
     def pattern(template_id: int, from_: str | None = Query(None, alias="from"), to: str | None = None,
                 interval: str = "auto") -> ORJSONResponse:
@@ -283,6 +349,48 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 unsubscribe()
 
         return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    # Ask and chat (docs/ai.md): read-only questions, so a read key is enough.
+    llm = client_from_settings(settings)
+    qa_cache = QACache()
+
+    def _now_param(value: Any) -> int | None:
+        if value in (None, ""):
+            return None
+        try:
+            return parse_time(value)
+        except ValueError as exc:
+            raise ParameterError(f"now: {exc}") from None
+
+    @app.post("/api/v1/ask")
+    @requires("read")
+    def ask(body: dict[str, Any]) -> ORJSONResponse:
+        question = body.get("question")
+        if not isinstance(question, str) or not question.strip():
+            return _error(400, "give a question: {\"question\": \"how many errors in the last hour\"}")
+        return ORJSONResponse(ask_question(rt().engine, question, now=_now_param(body.get("now")), llm=llm))
+
+    @app.post("/api/v1/chat")
+    @requires("read")
+    def chat(body: dict[str, Any]) -> Response:
+        messages = body.get("messages")
+        now = _now_param(body.get("now"))
+        filters = orjson.dumps(body.get("filters") or {}, option=orjson.OPT_SORT_KEYS).decode()
+        kwargs: dict[str, Any] = {"now": now, "llm": llm, "cache": qa_cache, "filters": filters}
+        try:
+            if not body.get("stream"):
+                return ORJSONResponse(chat_answer(rt().engine, messages or [], **kwargs))
+            events = chat_events(rt().engine, messages or [], **kwargs)
+            first = next(events)  # a malformed request fails here, before the stream starts
+        except ChatError as exc:
+            return _error(400, str(exc))
+
+        def stream() -> Any:
+            yield from sse(iter([first]))
+            yield from sse(events)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.get("/api/v1/stats")

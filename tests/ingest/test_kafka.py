@@ -323,7 +323,7 @@ def test_redelivered_offsets_already_stored_are_skipped(cluster: MockCluster, tm
             # what a receiver does before submitting: the journal says these may be stored...
             journal.intend({(topic, p): (lo, hi - 1)})
             # ...and a second batch that never reached the store (the crash came first)
-            journal.intend({(topic, p): (hi, hi + 10)})
+            journal.intend({(topic, p): (hi, min(hi + 10, offs[-1]))})
             already += [_kafka_record(topic, p, o) for o in offs if lo <= o < hi]
         pipeline.write(list(already), source="kafka")
         journal = OffsetJournal(tmp_path / "journal.jsonl")  # as read on restart

@@ -44,6 +44,13 @@ def sample_records(now: datetime) -> list[dict[str, Any]]:
             rec = {"level": "WARN", "message": f"Slow query took {200 + i} ms on table orders", "duration_ms": 200 + i}
         elif i % 5 == 0:
             rec = {"level": "DEBUG", "message": f"Cache miss for key user:{i}"}
+        elif i % 3 == 1:
+            rec = {"level": "INFO", "message": f"User u-{i % 23} logged in from 10.0.{i % 9}.{i % 250}",
+                   "user": {"id": f"u-{i % 23}"}}
+        elif i % 11 == 2:
+            rec = {"level": "WARN", "message": f"Retrying request to inventory (attempt {i % 4 + 1} of 5)"}
+        elif i % 4 == 0:
+            rec = {"level": "INFO", "message": f"Order {5000 + i} shipped to warehouse {i % 6}"}
         else:
             rec = {"level": "INFO", "message": f"GET /api/v1/items/{i} answered 200 in {i % 50} ms",
                    "http": {"status": 200, "method": "GET"}}

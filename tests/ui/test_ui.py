@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,16 @@ from tests.ui.conftest import HOSTILE, Page, post, screenshot
 
 def rows(page: Any) -> Any:
     return page.locator("#results .row")
+
+
+def wait_js(page: Any, expression: str, timeout: float = 15) -> None:
+    """Wait until a JavaScript expression is true. (Playwright's wait_for_function evaluates its
+    predicate with eval(), which the page's Content-Security-Policy rightly forbids.)"""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        time.sleep(0.05)
 
 
 def wait_rows(page: Any) -> None:
@@ -71,7 +82,7 @@ def test_patterns_open_in_explore(tab: Page) -> None:
     screenshot(page, "patterns.png")
     template_id = first.get_attribute("data-id")
     first.click()
-    page.wait_for_function("new URLSearchParams(location.search).get('q')?.startsWith('template:')")
+    wait_js(page, "new URLSearchParams(location.search).get('q')?.startsWith('template:')")
     assert page.locator("#q").input_value() == f"template:{template_id}"
     wait_rows(page)
     assert not page.locator("#view-explore").is_hidden()
@@ -82,11 +93,11 @@ def test_services_view(tab: Page) -> None:
     page.wait_for_selector(".svc-card ol li")
     names = page.locator(".svc-card h2 a").all_text_contents()
     assert {"checkout", "payments", "search"} <= set(names)
-    page.wait_for_function("document.querySelectorAll('.svc-card svg.spark').length >= 6")
+    wait_js(page, "document.querySelectorAll('.svc-card svg.spark').length >= 6")
     assert "% errors" in page.locator(".svc-card .stat").first.text_content()
     screenshot(page, "services.png")
     page.locator(".svc-card h2 a", has_text="payments").click()
-    page.wait_for_function("document.getElementById('q').value === 'service:payments'")
+    wait_js(page, "document.getElementById('q').value === 'service:payments'")
     wait_rows(page)
 
 
@@ -106,8 +117,8 @@ def test_explore_query_histogram_results_expand_filter(tab: Page) -> None:
     # a new query from the bar: Enter runs it, the address follows
     page.fill("#q", "connection refused service:payments")
     page.press("#q", "Enter")
-    page.wait_for_function("location.search.includes('payments')")
-    page.wait_for_function("[...document.querySelectorAll('#results .svc')].every(e => e.textContent === 'payments')")
+    wait_js(page, "location.search.includes('payments')")
+    wait_js(page, "[...document.querySelectorAll('#results .svc')].every(e => e.textContent === 'payments')")
     assert page.locator("#qhl .t-field").first.text_content() == "service"
 
     # expand a record: all fields and attributes; click a value to filter by it
@@ -115,13 +126,13 @@ def test_explore_query_histogram_results_expand_filter(tab: Page) -> None:
     details = page.locator("#results .row .details").first
     assert details.locator("td.k", has_text="http.status").count() == 1
     details.locator(".v[data-field='host']").click()
-    page.wait_for_function("document.getElementById('q').value.includes('host:web-')")
+    wait_js(page, "document.getElementById('q').value.includes('host:web-')")
     host = page.locator("#q").input_value().split("host:")[1]
-    page.wait_for_function(f"[...document.querySelectorAll('#results .host')].every(e => e.textContent === '{host}')")
+    wait_js(page, f"[...document.querySelectorAll('#results .host')].every(e => e.textContent === '{host}')")
     # the second button excludes
     rows(page).first.locator(".line").click()
     page.locator("#results .details .v[data-field='host']").first.click(button="right")
-    page.wait_for_function(f"document.getElementById('q').value.endsWith('-host:{host}')")
+    wait_js(page, f"document.getElementById('q').value.endsWith('-host:{host}')")
     page.wait_for_selector("#empty:not([hidden])")
     assert "widen" in page.locator("#empty").text_content().lower()
 
@@ -147,6 +158,33 @@ def test_field_completion(tab: Page) -> None:
     assert page.locator("#q").input_value() == "http.status:"
 
 
+def test_infinite_scroll_loads_the_next_pages(tab: Page) -> None:
+    page = tab.open("/?q=-service:hostile&from=now-1h&to=now")
+    wait_rows(page)
+    assert rows(page).count() == 100
+    for _ in range(6):
+        page.locator("#more").scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+    wait_js(page, "document.querySelectorAll('#results .row').length >= 400")
+    ids = page.locator("#results .row").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    assert len(ids) == len(set(ids)), "no record twice"
+    assert "End of results" in page.locator("#more").text_content()
+
+
+def test_a_slow_query_shows_progress_and_can_be_cancelled(tab: Page) -> None:
+    held: list[Any] = []
+    # the search is never answered: a very slow query
+    tab.page.route(re.compile(r".*/api/v1/search\?.*"), lambda route: held.append(route))
+    page = tab.open("/?q=level:ERROR&from=now-1h&to=now")
+    page.wait_for_selector("#progress:not([hidden])")
+    assert "Searching" in page.locator("#progress-text").text_content()
+    page.click("#cancel")
+    page.wait_for_selector("#progress", state="hidden")
+    assert page.locator("#summary").text_content() == "Cancelled."
+    assert held
+    page.unroute(re.compile(r".*/api/v1/search\?.*"))
+
+
 def test_zoom_by_dragging_on_the_histogram(tab: Page) -> None:
     page = tab.open("/?from=now-1h&to=now")
     wait_rows(page)
@@ -157,7 +195,7 @@ def test_zoom_by_dragging_on_the_histogram(tab: Page) -> None:
     page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=5)
     page.mouse.move(box["x"] + box["width"] * 0.85, y, steps=5)
     page.mouse.up()
-    page.wait_for_function("new URLSearchParams(location.search).get('from').includes('T')")
+    wait_js(page, "new URLSearchParams(location.search).get('from').includes('T')")
     params = page.evaluate("Object.fromEntries(new URLSearchParams(location.search))")
     start = datetime.fromisoformat(params["from"])
     end = datetime.fromisoformat(params["to"])
@@ -182,7 +220,7 @@ def test_live_tail_streams_a_record_sent_after_the_page_opened(tab: Page, ui_ser
     page = tab.open("/?q=service:tailtest&from=now-1h&to=now")
     page.wait_for_selector("#empty:not([hidden])")
     page.check("#tail")
-    page.wait_for_function("document.getElementById('tail-status').textContent.includes('live')")
+    wait_js(page, "document.getElementById('tail-status').textContent.includes('live')")
     page.wait_for_timeout(300)
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     post(ui_server, [{"@timestamp": now, "service": "tailtest", "level": "ERROR", "message": "tailed <b>line</b>"},
@@ -190,6 +228,19 @@ def test_live_tail_streams_a_record_sent_after_the_page_opened(tab: Page, ui_ser
     page.wait_for_selector("#results .row .msg:text('tailed <b>line</b>')")
     assert rows(page).count() == 1
     assert page.locator("#results b").count() == 0
+    # a burst: the page keeps at most 2,000 rows
+    burst = [{"@timestamp": now, "service": "tailtest", "level": "INFO", "message": f"burst {i}"} for i in range(2500)]
+    post(ui_server, burst)
+    page.wait_for_selector("#results .row .msg:text-is('burst 2499')")
+    assert rows(page).count() == 2000
+    assert rows(page).first.locator(".msg").text_content() == "burst 2499"
+    # scrolled down, the stream pauses (and says so); back at the top it resumes
+    page.evaluate("window.scrollTo(0, 3000)")
+    post(ui_server, [{"@timestamp": now, "service": "tailtest", "message": "while paused"}])
+    wait_js(page, "document.getElementById('tail-status').textContent.includes('paused: 1 new')")
+    assert page.locator("#results .msg:text-is('while paused')").count() == 0
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_selector("#results .row .msg:text-is('while paused')")
 
 
 def test_hostile_lines_render_as_text(tab: Page) -> None:

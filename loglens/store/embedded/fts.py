@@ -89,12 +89,14 @@ def compile_fts(node: ast.Node, lookup: Lookup) -> FtsQuery:
         if node.field == "level":
             return FtsQuery(_any_of(_level_tokens(node.op, float(node.value))), True)
         return FtsQuery(None, False)
+    if isinstance(node, ast.Not) and isinstance(node.item, ast.MatchAll):  # e.g. similar:"x" with no match
+        return FtsQuery(NOTHING, True)
     if isinstance(node, ast.And):
         positives: list[str] = []
         negatives: list[str] = []
         exact = True
         for item in node.items:
-            if isinstance(item, ast.Not):
+            if isinstance(item, ast.Not) and not isinstance(item.item, ast.MatchAll):
                 inner = compile_fts(item.item, lookup)
                 if inner.expr is not None and inner.exact:
                     negatives.append(inner.expr)

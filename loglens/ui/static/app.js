@@ -161,6 +161,7 @@ async function explore() {
   $("empty").hidden = true;
   cursor = null;
   const hist = getJSON("/api/v1/histogram", params, job.signal);
+  hist.catch(() => {}); // awaited below; its error is the search's too
   try {
     const page = await getJSON("/api/v1/search", { ...params, limit: PAGE }, job.signal);
     const rows = $("results");
@@ -173,7 +174,6 @@ async function explore() {
     const total = h.buckets.reduce((n, b) => n + b.total, 0);
     $("summary").textContent = `${total.toLocaleString()} record${total === 1 ? "" : "s"} · ${rangeText()}`;
   } catch (err) {
-    hist.catch(() => {});
     if (err.name !== "AbortError") {
       $("results").replaceChildren();
       $("histogram").replaceChildren();
@@ -442,6 +442,13 @@ function toMs(text, now) {
   return Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(t) ? t : `${t}Z`);
 }
 
+// A histogram interval giving about SLOTS buckets over the window (so no slot gets two buckets).
+function slotInterval() {
+  const [lo, hi] = domain({ buckets: [] });
+  if (!Number.isFinite(lo) || !Number.isFinite(hi) || hi <= lo) return "auto";
+  return `${Math.max(1, Math.ceil((hi - lo) / SLOTS / 1000))}s`;
+}
+
 // The window the charts span: the range asked for, or the buckets' own span.
 function domain(h) {
   const now = Date.now();
@@ -472,7 +479,7 @@ async function services() {
       const sq = `service:${quote(v.value)}`;
       const q = state.q ? `(${state.q}) ${sq}` : sq;
       const [h, pats] = await Promise.all([
-        getJSON("/api/v1/histogram", { ...params, q }, job.signal),
+        getJSON("/api/v1/histogram", { ...params, q, interval: slotInterval() }, job.signal),
         getJSON("/api/v1/patterns", { ...params, q: state.q, service: v.value, limit: 3 }, job.signal),
       ]);
       const [lo, hi] = domain(h);

@@ -28,10 +28,14 @@ export function drawHistogram(host, data, onZoom, range = null) {
   host.replaceChildren();
   const width = Math.max(host.clientWidth, 200);
   const height = Math.max(host.clientHeight, 80);
-  const pad = { l: 44, r: 8, t: 8, b: 18 };
+  const pad = { l: 52, r: 10, t: 8, b: 18 };
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "img" }, host);
   const buckets = data.buckets || [];
-  if (!buckets.length) return;
+  if (!buckets.length) {
+    const note = svg("text", { class: "axis", x: width / 2, y: height / 2, "text-anchor": "middle" }, root);
+    note.textContent = "No records in this time range";
+    return;
+  }
   const step = data.interval_ms || 60000;
   let t0 = buckets[0].start_ms;
   let t1 = buckets[buckets.length - 1].start_ms + step;

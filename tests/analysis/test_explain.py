@@ -1,0 +1,112 @@
+"""Explain: the facts around an error, with and without an LLM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loglens.analysis.explain import Explainer
+from loglens.analysis.semantic import BM25, PatternIndex
+from loglens.llm import Message
+from loglens.pipeline import Pipeline
+from loglens.query.engine import QueryEngine
+from loglens.store import Store, open_store
+from tests.analysis.test_anomalies import DAY, TIMEOUT_AT, incident_records, load, ns, template_id
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueryEngine]:
+    store = load(tmp_path_factory.mktemp("explain") / "data", incident_records())
+    eng = QueryEngine(store)
+    eng.patterns = PatternIndex(store, BM25())
+    yield eng
+    store.close()
+
+
+def a_timeout(engine: QueryEngine) -> Any:
+    page = engine.search("gateway level:ERROR", "2026-03-10T14:10:00Z", "2026-03-10T14:11:00Z", 1)
+    return page.records[0]
+
+
+def test_explain_a_record_without_llm(engine: QueryEngine) -> None:
+    rec = a_timeout(engine)
+    facts = Explainer(engine).explain_record(rec.id)
+    timeout = template_id(engine.store, "Timeout waiting for bank gateway")
+    assert facts["record"]["id"] == str(rec.id)
+    pattern = facts["pattern"]
+    assert pattern["id"] == timeout and pattern["template"].startswith("Timeout waiting")
+    assert pattern["first_seen"] < "2026-03-10T12:30"  # seen rarely long before the incident
+    assert pattern["count_window"] > pattern["count_baseline"] / 4 * 2
+    assert sum(pattern["trend"]) > 0
+    changes = facts["changes"]
+    assert changes["patterns"][0]["id"] == timeout  # the most over-represented pattern is this one
+    assert changes["patterns"][0]["baseline"] < changes["patterns"][0]["window"]
+    assert all(s["template_id"] == timeout for s in facts["samples"]) and facts["samples"]
+    assert facts["llm"] is None
+    assert facts["trace"] == []  # its trace has no other records
+
+
+def test_explain_a_query(engine: QueryEngine) -> None:
+    facts = Explainer(engine).explain_query("level:ERROR service:payment", "2026-03-10T14:00:00Z",
+                                            "2026-03-10T14:20:00Z")
+    assert facts["pattern"]["template"].startswith("Timeout waiting")
+    assert facts["query"] == "level:ERROR service:payment"
+    with pytest.raises(LookupError):
+        Explainer(engine).explain_query("service:nosuch", "2026-03-10T14:00:00Z", "2026-03-10T14:20:00Z")
+
+
+def test_new_exception_is_new_and_its_hosts_stand_out(engine: QueryEngine) -> None:
+    rec = engine.search("NullPointerException", "2026-03-10T14:12:00Z", "2026-03-10T14:13:00Z", 1).records[0]
+    facts = Explainer(engine).explain_record(rec.id)
+    assert facts["pattern"]["new_in_window"] is True
+    assert facts["pattern"]["count_baseline"] == 0
+
+
+class FakeLLM:
+    def __init__(self) -> None:
+        self.calls: list[list[Message]] = []
+
+    def complete(self, messages: list[Message], system: str = "", max_tokens: int | None = None) -> str:
+        self.calls.append(messages)
+        return "Summary: timeouts [pattern:1]."
+
+
+def test_with_llm_the_narration_is_cached_per_pattern_and_window(engine: QueryEngine) -> None:
+    llm = FakeLLM()
+    explainer = Explainer(engine, llm=llm)
+    rec = a_timeout(engine)
+    first = explainer.explain_record(rec.id)
+    assert first["llm"] == {"text": "Summary: timeouts [pattern:1].", "cached": False}
+    assert str(rec.id) in llm.calls[0][0].content and "Timeout waiting" in llm.calls[0][0].content
+    again = explainer.explain_record(rec.id)
+    assert again["llm"]["cached"] is True and len(llm.calls) == 1
+
+
+def test_same_trace_records(tmp_path: Path) -> None:
+    store: Store = open_store(str(tmp_path / "data"), writable=True)
+    try:
+        with Pipeline(store).start() as p:
+            p.write([
+                {"timestamp": "2026-03-10T12:00:00Z", "service": "api", "message": "request started", "trace_id": "t1"},
+                {"timestamp": "2026-03-10T12:00:01Z", "service": "db", "message": "deadlock detected", "level": "ERROR",
+                 "trace_id": "t1"},
+                {"timestamp": "2026-03-10T12:00:02Z", "service": "api", "message": "request failed", "level": "ERROR",
+                 "trace_id": "t1"},
+                {"timestamp": "2026-03-10T12:00:03Z", "service": "api", "message": "request started", "trace_id": "t2"},
+            ])
+        engine = QueryEngine(store)
+        engine.patterns = PatternIndex(store, BM25())
+        failed = engine.search("failed").records[0]
+        facts = Explainer(engine).explain_record(failed.id)
+        assert [r["message"] for r in facts["trace"]] == ["request started", "deadlock detected"]
+    finally:
+        store.close()
+
+
+def test_unknown_record(engine: QueryEngine) -> None:
+    with pytest.raises(KeyError):
+        Explainer(engine).explain_record(123)
+    assert ns(TIMEOUT_AT) > ns(DAY)
