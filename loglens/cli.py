@@ -753,6 +753,131 @@ def patterns(
                   f"trend points are {result['trend_interval_ms'] / 1000:g}s[/]")
 
 
+# ------------------------------------------------------------------------------ anomalies, explain
+@app.command()
+def anomalies(
+    since: SinceOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    service: Annotated[str | None, typer.Option(help="Only this service.")] = None,
+    interval: Annotated[str | None, typer.Option(help="Bucket size (5m, 1h); default: about 30 buckets.")] = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="table or json (NDJSON).")] = "table",
+    data: DataOpt = DEFAULT_DATA,
+    url: UrlOpt = None,
+) -> None:
+    """What changed: new patterns, rate spikes and drops, error share, silent hosts; ranked by score."""
+    if output not in ("table", "json"):
+        raise _fail("-o is table or json")
+    start = _time_window(since, start) or "now-6h"
+    if url:
+        result = _remote_get(url, "/api/v1/anomalies", {"from": start, "to": end, "service": service,
+                                                         "interval": interval})
+    else:
+        from loglens.analysis.anomalies import AnomalyDetector
+        from loglens.query.timerange import parse_duration
+
+        engine = _engine(data)
+
+        def run() -> Any:
+            window = engine.time_range(start, end)
+            try:
+                step = parse_duration(interval) if interval else None
+            except ValueError as exc:
+                raise _fail(f"--interval: {exc}") from None
+            return AnomalyDetector(engine.store).detect(window.start, window.end, service, step).to_dict()
+
+        result = _local(run)
+    if output == "json":
+        for a in result["anomalies"]:
+            print(orjson.dumps(a).decode())
+        return
+    table = Table(box=None, show_header=True, header_style="bold")
+    for name in ("score", "kind", "from", "to", "service", "what", "before → after", "examples"):
+        table.add_column(name, no_wrap=name not in ("what", "examples"), overflow="fold")
+    for a in result["anomalies"]:
+        ev = a["evidence"]
+        before, after = ev.get("before", {}), ev.get("after", {})
+        if a["kind"] == "error_share":
+            change = f"{before.get('error_share_median', 0):.0%} → {after.get('error_share', 0):.0%}"
+        elif "per_bucket_median" in before:
+            change = f"{before['per_bucket_median']:g}/bucket → {after.get('count', 0)}"
+        else:
+            change = f"{before.get('count', 0)} → {after.get('count', 0)}"
+        pattern = f"#{a['pattern_id']} {a['pattern']}" if a["pattern_id"] else ""
+        what = f"host {a['host']}" if a["host"] else pattern
+        table.add_row(f"{a['score']:.1f}", a["kind"], a["window"]["from"][:19].replace("T", " "),
+                      a["window"]["to"][:19].replace("T", " "), a["service"], Text(what), change,
+                      " ".join(ev.get("example_ids", [])))
+    console.print(table)
+    console.print(f"[dim]{len(result['anomalies'])} anomalies from {result['from']} to {result['to']}; "
+                  f"buckets of {result['interval_ms'] / 1000:g}s[/]")
+
+
+@app.command()
+def explain(
+    record_id: Annotated[str, typer.Argument(help="A record id (from search -o json or the UI).")],
+    output: Annotated[str, typer.Option("-o", "--output", help="text or json.")] = "text",
+    data: DataOpt = DEFAULT_DATA,
+    url: UrlOpt = None,
+) -> None:
+    """Explain one record: its pattern and trend, what changed around it, its trace, similar patterns."""
+    if output not in ("text", "json"):
+        raise _fail("-o is text or json")
+    if url:
+        facts = _remote_get(url, f"/api/v1/records/{record_id}/explain", {})
+    else:
+        from loglens.analysis.explain import Explainer
+        from loglens.llm import client_from_settings
+        from loglens.query.engine import parse_record_id
+
+        engine = _engine(data)
+        try:
+            ident = _local(lambda: parse_record_id(record_id))
+            facts = Explainer(engine, llm=client_from_settings(Settings())).explain_record(ident)
+        except KeyError:
+            raise _fail(f"no record {record_id}", code=1) from None
+    if output == "json":
+        print(orjson.dumps(facts).decode())
+        return
+    rec, pat = facts["record"], facts["pattern"]
+    console.print(Text.assemble(("record ", "bold"), rec["id"], "  ", rec["timestamp"], "  ",
+                                (rec["level"] or "-", LEVEL_STYLES.get(rec["level"] or "", "")), "  ",
+                                rec["service"], "\n", rec["line"]))
+    console.print(Text.assemble(("\npattern ", "bold"), f"#{pat['id']} ", pat["template"] or "?"))
+    console.print(f"  first seen {pat['first_seen']}, last seen {pat['last_seen']}, {pat['count_total']} in all; "
+                  f"{pat['count_window']} in the window, {pat['count_baseline']} in the baseline before"
+                  + ("  [bold yellow]NEW[/]" if pat["new_in_window"] else ""), highlight=False)
+    console.print(Text("  last 24h " + sparkline(pat["trend"]), style="cyan"))
+    ch = facts["changes"]
+    console.print(Text(f"\nwhat changed ({facts['window']['from']} .. {facts['window']['to']} against the "
+                       "baseline before)", style="bold"))
+    for row in ch["patterns"][:5]:
+        console.print(Text(f"  pattern #{row['id']}: {row['baseline']} → {row['window']} (score {row['score']}) "
+                           f"{row['template']}"))
+    for label in ("services", "hosts"):
+        for row in ch[label][:5]:
+            console.print(Text(f"  {label[:-1]} {row['value']}: {row['baseline']} → {row['window']} "
+                               f"(score {row['score']})"))
+    for row in ch["attributes"][:5]:
+        console.print(Text(f"  {row['field']}={row['value']}: {row['baseline']} → {row['window']} "
+                           f"(score {row['score']})"))
+    if facts["trace"]:
+        console.print(Text(f"\nsame trace ({rec['trace_id']})", style="bold"))
+        for r in facts["trace"][:20]:
+            console.print(Text(f"  {r['id']} {r['timestamp'][:23]} {r['service']} {r['level'] or '-'} {r['message']}"))
+    if facts["similar_patterns"]:
+        console.print(Text("\nsimilar patterns", style="bold"))
+        for m in facts["similar_patterns"]:
+            console.print(Text(f"  #{m['id']} ({m['score']:.2f}, {m['count']} seen, last {m['last_seen']}) "
+                               f"{m['template']}"))
+    console.print(Text("\nsamples", style="bold"))
+    for r in facts["samples"]:
+        console.print(Text(f"  {r['id']} {r['line'].splitlines()[0] if r['line'] else ''}"))
+    if facts.get("llm") and facts["llm"].get("text"):
+        console.print(Text("\nLLM" + (" (cached)" if facts["llm"].get("cached") else ""), style="bold"))
+        console.print(Text(facts["llm"]["text"]))
+
+
 # ----------------------------------------------------------------------------------------- keys
 keys_app = typer.Typer(help="API keys for a server with auth on (see docs/operations.md).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")

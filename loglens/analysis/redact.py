@@ -8,6 +8,7 @@ when asked. Each is replaced by a marker such as ``[REDACTED:token]`` so the tex
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -33,11 +34,16 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     # URL credentials: scheme://user:pass@host
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+):[^/\s@]+@"), r"\1:[REDACTED:secret]@"),
 ]
-_IP_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\w.]*\d)"),
-     "[REDACTED:ip]"),
-    (re.compile(r"(?i)(?<![\w:])(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?![\w:])"), "[REDACTED:ip]"),
-]
+_IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\w.]*\d)")
+_IPV6_CANDIDATE = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%\w+)?(?![\w:])")
+
+
+def _ipv6(m: re.Match[str]) -> str:
+    try:
+        ipaddress.IPv6Address(m.group(0).split("%")[0])
+    except ValueError:
+        return m.group(0)
+    return "[REDACTED:ip]"
 
 
 def redact(text: str, *, ips: bool = False) -> str:
@@ -45,8 +51,8 @@ def redact(text: str, *, ips: bool = False) -> str:
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)
     if ips:
-        for pattern, replacement in _IP_RULES:
-            text = pattern.sub(replacement, text)
+        text = _IPV4.sub("[REDACTED:ip]", text)
+        text = _IPV6_CANDIDATE.sub(_ipv6, text)
     return text
 
 

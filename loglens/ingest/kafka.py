@@ -33,9 +33,10 @@ offset (first start of the group) is checked from its first consumed offset, so 
 first commit does not duplicate either. The journal is written before each batch is submitted
 (``fsync``-ed with ``--durability full``) and compacted as commits advance.
 
-Backpressure: when the write queue is full (or ``MAX_IN_FLIGHT`` batches wait for their commit) the
-assigned partitions are paused, the consumer keeps polling (to stay in the group) without
-fetching, and resumes when there is room: memory stays bounded and nothing spins. On a rebalance
+Backpressure: when the write queue is full (or Kafka refuses a commit) the assigned partitions are
+paused, the consumer keeps polling (to stay in the group) without fetching, and resumes when there
+is room: memory stays bounded and nothing spins. With ``MAX_IN_FLIGHT`` batches waiting for the
+store, it waits for the oldest (pausing too if that lasts more than ``MAX_WAIT_SECONDS``). On a rebalance
 the in-flight batches are finished and their offsets committed before the partitions are given up.
 If the store fails a batch, the consumer is closed and opened again after a pause, which resumes
 from the committed offsets (the deduplication covers what was stored after the failure).
@@ -543,7 +544,11 @@ class KafkaReceiver:
                 log.info("kafka: %s[%d] resumes at offset %d, not at its committed %d: no deduplication",
                          tp[0], tp[1], start, at)
                 continue
-            part.skip = stored_among(self.pipeline.store, tp[0], tp[1], self.journal.candidates(tp, start))
+            try:
+                part.skip = stored_among(self.pipeline.store, tp[0], tp[1], self.journal.candidates(tp, start))
+            except Exception:  # the lookup must not stop the consumption: at least once still holds
+                log.exception("kafka: looking up %s[%d] in the store failed; nothing is skipped", tp[0], tp[1])
+                part.skip = set()
             part.skip_max = max(part.skip, default=-1)
             if part.skip:
                 log.warning("kafka: %s[%d]: %d records from offset %d are stored already (an unclean stop): skipped",

@@ -166,5 +166,5 @@ def test_quiet_patterns_do_not_flap() -> None:
     # a pattern seen 0-2 times a bucket jumping to 5 is not a spike: below the minimum volume
     cfg = AnomalyConfig()
     z, med = rate_z(5, [0, 1, 2, 0, 1, 0, 2, 1])
-    assert med == 1 and z == 4.0 and cfg.min_volume > 5
+    assert med == 1 and z < cfg.threshold and cfg.min_volume > 5
     assert robust_baseline([1, 2, 3, 100]) == (2.5, 1.0)

@@ -110,3 +110,81 @@ def test_unknown_record(engine: QueryEngine) -> None:
     with pytest.raises(KeyError):
         Explainer(engine).explain_record(123)
     assert ns(TIMEOUT_AT) > ns(DAY)
+
+
+# ------------------------------------------------------------------------------------ API and CLI
+@pytest.fixture(scope="module")
+def incident_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("api") / "data"
+    load(data, incident_records()).close()
+    return data
+
+
+def test_api_routes_with_auth(incident_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from loglens.config import Settings
+    from loglens.keys import KeyStore
+    from loglens.server import create_app
+
+    monkeypatch.setenv("LOGLENS_SEMANTIC", "bm25")
+    keys = KeyStore(incident_data)
+    _, read_key = keys.create("read", name="reader")
+    keys.close()
+    app = create_app(Settings(data=str(incident_data), auth="on"))
+    auth = {"Authorization": f"Bearer {read_key}"}
+    with TestClient(app) as client:
+        resp = client.get("/api/v1/anomalies", params={"from": "2026-03-10T13:30:00Z", "to": "2026-03-10T14:29:59Z",
+                                                       "interval": "1m"}, headers=auth)
+        assert resp.status_code == 200, resp.text
+        kinds = sorted(a["kind"] for a in resp.json()["anomalies"])
+        assert kinds == ["error_share", "host_silent", "new_pattern", "pattern_spike"]
+        assert all(a["evidence"]["example_ids"] for a in resp.json()["anomalies"])
+        only = client.get("/api/v1/anomalies", params={"from": "2026-03-10T13:30:00Z", "to": "2026-03-10T14:29:59Z",
+                                                       "interval": "1m", "service": "api"}, headers=auth).json()
+        assert [a["kind"] for a in only["anomalies"]] == ["new_pattern"]
+        bad = client.get("/api/v1/anomalies", params={"interval": "soon"}, headers=auth)
+        assert bad.status_code == 400
+
+        sim = client.get("/api/v1/patterns/similar", params={"text": "payment gateway timed out", "limit": 3},
+                         headers=auth).json()
+        assert sim["scorer"] == "bm25" and sim["patterns"][0]["template"].startswith("Timeout waiting")
+        hits = client.get("/api/v1/search", params={"q": 'similar:"gateway timed out"', "limit": 5},
+                          headers=auth).json()["records"]
+        assert hits and all(r["message"].startswith("Timeout waiting") for r in hits)
+
+        rec = hits[0]
+        explained = client.get(f"/api/v1/records/{rec['id']}/explain", headers=auth)
+        assert explained.status_code == 200, explained.text
+        assert explained.json()["pattern"]["id"] == rec["template_id"]
+        assert client.get("/api/v1/records/99/explain", headers=auth).status_code == 404
+        posted = client.post("/api/v1/explain", json={"q": "level:ERROR service:payment",
+                                                      "from": "2026-03-10T14:00:00Z", "to": "2026-03-10T14:20:00Z"},
+                             headers=auth)  # a read key is enough: explaining changes nothing
+        assert posted.status_code == 200, posted.text
+        assert posted.json()["pattern"]["template"].startswith("Timeout waiting")
+        assert client.post("/api/v1/explain", json={"q": "service:nosuch"}, headers=auth).status_code == 404
+        assert client.post("/api/v1/explain", content=b"[1", headers=auth).status_code == 400
+        assert client.post("/api/v1/explain", json={"q": "level:"}, headers=auth).status_code == 400
+
+
+def test_cli_anomalies_and_explain(incident_data: Path) -> None:
+    import orjson
+
+    from tests.conftest import run_cli
+
+    env = {"LOGLENS_SEMANTIC": "bm25", "LOGLENS_LLM_PROVIDER": "none"}
+    out = run_cli("anomalies", "--from", "2026-03-10T13:30:00Z", "--to", "2026-03-10T14:29:59Z", "--interval", "1m",
+                  "-o", "json", "--data", str(incident_data), env=env).stdout.decode()
+    found = [orjson.loads(line) for line in out.splitlines()]
+    assert sorted(a["kind"] for a in found) == ["error_share", "host_silent", "new_pattern", "pattern_spike"]
+    table = run_cli("anomalies", "--from", "2026-03-10T13:30:00Z", "--to", "2026-03-10T14:29:59Z",
+                    "--data", str(incident_data), env={**env, "COLUMNS": "250"}).stdout.decode()
+    assert "host_silent" in table and "db-2" in table
+    rec_id = next(a for a in found if a["kind"] == "new_pattern")["evidence"]["example_ids"][0]
+    text = run_cli("explain", rec_id, "--data", str(incident_data), env={**env, "COLUMNS": "250"}).stdout.decode()
+    assert "NullPointerException" in text and "what changed" in text and "samples" in text
+    facts = orjson.loads(run_cli("explain", rec_id, "-o", "json", "--data", str(incident_data), env=env).stdout)
+    assert facts["record"]["id"] == rec_id
+    missing = run_cli("explain", "12345", "--data", str(incident_data), env=env, check=False)
+    assert missing.returncode == 1 and b"no record" in missing.stderr

@@ -409,7 +409,9 @@ def test_rebalance_commits_in_flight_before_giving_partitions_up(cluster: MockCl
             members = (first, second)
             assert _wait(lambda: first.stats["rebalances"] >= 2 and members[1].stats["rebalances"] >= 1), \
                 (first.stats, second.stats)
-            produced += cluster.produce(topic, [f"after {i}".encode() for i in range(4000)])
+            # keyed: spread over every partition, so both members get some
+            produced += cluster.produce(topic, [f"after {i}".encode() for i in range(4000)],
+                                        [f"key-{i}".encode() for i in range(4000)])
             assert _wait(lambda: sum(m.stats["stored"] for m in members) >= len(produced), timeout=120), \
                 (first.stats, second.stats)
             assert second.stats["stored"] > 0

@@ -195,5 +195,5 @@ def fixture_records() -> list[dict[str, Any]]:
 def build_store(path: Path) -> QueryEngine:
     store = open_store(str(path), writable=True)
     with Pipeline(store) as pipeline:
-        pipeline.write(fixture_records(), source="test")
+        pipeline.write(list[Any](fixture_records()), source="test")
     return QueryEngine(store)

@@ -47,18 +47,18 @@ def test_streaming(provider: str) -> None:
 
 
 def test_openai_error_body_is_reported_without_retry_on_400() -> None:
-    with fake_llm("openai", [(400, openai_error("model not found", "invalid_request_error"))]) as fake:
-        with pytest.raises(LLMError) as info:
-            make("openai", fake.url).complete([Message("user", "q")])
+    reply = (400, openai_error("model not found", "invalid_request_error"))
+    with fake_llm("openai", [reply]) as fake, pytest.raises(LLMError) as info:
+        make("openai", fake.url).complete([Message("user", "q")])
     assert info.value.status == 400 and "model not found" in str(info.value)
     assert info.value.kind == "invalid_request_error"
     assert len(fake.requests) == 1
 
 
 def test_anthropic_error_body_is_reported() -> None:
-    with fake_llm("anthropic", [(401, anthropic_error("invalid x-api-key", "authentication_error"))]) as fake:
-        with pytest.raises(LLMError) as info:
-            make("anthropic", fake.url).complete([Message("user", "q")])
+    reply = (401, anthropic_error("invalid x-api-key", "authentication_error"))
+    with fake_llm("anthropic", [reply]) as fake, pytest.raises(LLMError) as info:
+        make("anthropic", fake.url).complete([Message("user", "q")])
     assert info.value.status == 401 and "invalid x-api-key" in str(info.value)
     assert info.value.kind == "authentication_error"
 
@@ -75,9 +75,8 @@ def test_retries_with_backoff_on_429_and_5xx(provider: str) -> None:
 
 def test_retries_are_bounded() -> None:
     sleeps: list[float] = []
-    with fake_llm("openai", [(500, openai_error("boom"))]) as fake:
-        with pytest.raises(LLMError, match="boom"):
-            make("openai", fake.url, sleeps, max_retries=2).complete([Message("user", "q")])
+    with fake_llm("openai", [(500, openai_error("boom"))]) as fake, pytest.raises(LLMError, match="boom"):
+        make("openai", fake.url, sleeps, max_retries=2).complete([Message("user", "q")])
     assert len(fake.requests) == 3 and len(sleeps) == 2
 
 

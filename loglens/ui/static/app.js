@@ -160,8 +160,13 @@ async function explore() {
   $("summary").textContent = "";
   $("empty").hidden = true;
   cursor = null;
-  const hist = getJSON("/api/v1/histogram", params, job.signal);
-  hist.catch(() => {}); // awaited below; its error is the search's too
+  // the histogram and the first page load side by side; each shows as soon as it arrives
+  const hist = getJSON("/api/v1/histogram", params, job.signal).then((h) => {
+    if (job.signal.aborted) return;
+    renderHistogram(h);
+    const total = h.buckets.reduce((n, b) => n + b.total, 0);
+    $("summary").textContent = `${total.toLocaleString()} record${total === 1 ? "" : "s"} · ${rangeText()}`;
+  }, () => {}); // a failed query fails the search too, which says why
   try {
     const page = await getJSON("/api/v1/search", { ...params, limit: PAGE }, job.signal);
     const rows = $("results");
@@ -169,14 +174,13 @@ async function explore() {
     cursor = page.next_cursor;
     $("more").textContent = cursor ? "" : page.records.length ? "End of results." : "";
     if (!page.records.length) showEmpty();
-    const h = await hist;
-    renderHistogram(h);
-    const total = h.buckets.reduce((n, b) => n + b.total, 0);
-    $("summary").textContent = `${total.toLocaleString()} record${total === 1 ? "" : "s"} · ${rangeText()}`;
+    if (!performance.getEntriesByName("loglens:first-rows").length) performance.mark("loglens:first-rows");
+    await hist;
   } catch (err) {
     if (err.name !== "AbortError") {
       $("results").replaceChildren();
       $("histogram").replaceChildren();
+      $("legend").replaceChildren();
       $("more").textContent = "";
     }
     showFailure(err);
