@@ -127,6 +127,11 @@ def serve(
         open_store(settings.data, writable=True).close()
     except StoreLockedError as exc:
         raise _fail(str(exc)) from None
+    if settings.kafka_brokers:
+        try:
+            import confluent_kafka  # noqa: F401
+        except ImportError:
+            raise _fail("--kafka-brokers needs the Kafka client: pip install 'loglens[kafka]'") from None
     if settings.config:  # a bad config file is named, with the section and the key, not a traceback
         from loglens.alerts.rules import RuleError, load_config_rules
         from loglens.ingest.files import ConfigError, load_config

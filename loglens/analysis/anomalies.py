@@ -12,7 +12,8 @@ Kinds:
 ``new_pattern``
     a template a service has not logged in the lookback before (scored by its level and count);
 ``pattern_spike`` / ``pattern_drop``
-    a template's rate in one service jumps or falls against its own recent baseline;
+    a template's rate in one service jumps or falls against its own recent baseline (a spike's
+    score is weighted by the template's level: ERROR x1, FATAL x1.33, WARN x0.67, INFO x0.33);
 ``service_spike`` / ``service_drop``
     the same for everything a service logs;
 ``error_share``
@@ -337,8 +338,13 @@ class AnomalyDetector:
                     continue
             if wanted & {"pattern_spike", "pattern_drop"}:
                 counts_from = [c if i >= svc_born else 0.0 for i, c in enumerate(counts)]
-                out += self._rates(counts_from, coverage, cfg.baseline, starts, interval, "pattern", svc, tid, text,
-                                   wanted)
+                factor = level_weight(levels.get(tid, {})) / LEVEL_WEIGHT["ERROR"]
+                for anomaly in self._rates(counts_from, coverage, cfg.baseline, starts, interval, "pattern", svc, tid,
+                                           text, wanted):
+                    if anomaly.kind == "pattern_spike":  # a burst of errors matters more than one of INFO lines
+                        anomaly.score = min(MAX_SCORE, anomaly.score * factor)
+                        anomaly.evidence["level_factor"] = round(factor, 2)
+                    out.append(anomaly)
         return out
 
     def _seen_before(self, svc: str, template_id: int, before: int) -> bool:
