@@ -35,15 +35,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import BenchError, find_loglens  # noqa: E402
+from _common import BenchError, find_loglens
 
-from loglens.analysis.anomalies import AnomalyConfig, AnomalyDetector  # noqa: E402
-from loglens.analysis.explain import Explainer  # noqa: E402
-from loglens.analysis.semantic import BM25, MiniLM, PatternIndex, minilm_available  # noqa: E402
-from loglens.pipeline import Pipeline  # noqa: E402
-from loglens.query.engine import QueryEngine  # noqa: E402
-from loglens.store import open_store  # noqa: E402
-from loglens.store.base import TimeRange  # noqa: E402
+from loglens.analysis.anomalies import AnomalyConfig, AnomalyDetector
+from loglens.analysis.explain import Explainer
+from loglens.analysis.semantic import BM25, MiniLM, PatternIndex, minilm_available
+from loglens.pipeline import Pipeline
+from loglens.query.engine import QueryEngine
+from loglens.store import open_store
+from loglens.store.base import TimeRange
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "loghub-2k"
 HOUR = 3600 * 10**9
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse --data if it exists")
     ap.add_argument("--runs", type=int, default=10, help="records explained")
     ap.add_argument("--datasets", type=Path, default=DATASETS)
-    ap.add_argument("--interval-hours", type=float, default=24.0, help="anomaly buckets on BGL")
+    ap.add_argument("--interval-hours", type=float, default=1.0, help="anomaly buckets on BGL")
     ap.add_argument("--min-scores", default="8,12,16", help="score floors to report precision/recall at")
     ap.add_argument("--only", default="anomalies,explain,embed,ask")
     args = ap.parse_args(argv)

@@ -766,6 +766,7 @@ def anomalies(
     end: ToOpt = None,
     service: Annotated[str | None, typer.Option(help="Only this service.")] = None,
     interval: Annotated[str | None, typer.Option(help="Bucket size (5m, 1h); default: about 30 buckets.")] = None,
+    min_score: Annotated[float, typer.Option(help="Only anomalies scoring at least this.")] = 0.0,
     output: Annotated[str, typer.Option("-o", "--output", help="table or json (NDJSON).")] = "table",
     data: DataOpt = DEFAULT_DATA,
     url: UrlOpt = None,
@@ -776,7 +777,7 @@ def anomalies(
     start = _time_window(since, start) or "now-6h"
     if url:
         result = _remote_get(url, "/api/v1/anomalies", {"from": start, "to": end, "service": service,
-                                                         "interval": interval})
+                                                         "interval": interval, "min_score": min_score})
     else:
         from loglens.analysis.anomalies import AnomalyDetector
         from loglens.query.timerange import parse_duration
@@ -789,7 +790,11 @@ def anomalies(
                 step = parse_duration(interval) if interval else None
             except ValueError as exc:
                 raise _fail(f"--interval: {exc}") from None
-            return AnomalyDetector(engine.store).detect(window.start, window.end, service, step).to_dict()
+            try:
+                return AnomalyDetector(engine.store).detect(window.start, window.end, service, step,
+                                                            min_score=min_score).to_dict()
+            except ValueError as exc:
+                raise _fail(str(exc)) from None
 
         result = _local(run)
     if output == "json":

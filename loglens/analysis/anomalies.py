@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,13 +164,14 @@ class AnomalyDetector:
 
     # ------------------------------------------------------------------ the window
     def detect(self, start: int | None = None, end: int | None = None, service: str | None = None,
-               interval_ns: int | None = None, kinds: Iterable[str] | None = None) -> AnomalyReport:
+               interval_ns: int | None = None, kinds: Iterable[str] | None = None,
+               min_score: float = 0.0) -> AnomalyReport:
         """Anomalies in ``[start, end]`` (ns; ``end`` defaults to the newest record, ``start`` to six
-        hours before it), optionally of one service, ranked by score."""
+        hours before it), optionally of one service, scoring at least ``min_score``, ranked by score."""
         cfg = self.config
-        if end is None:
-            stats = self.store.stats()
-            end = stats.last_timestamp if stats.last_timestamp is not None else now_ns()
+        if end is None:  # open end: now, or the newest record when no start is given either
+            last = self.store.stats().last_timestamp if start is None else None
+            end = last if last is not None else now_ns()
         if start is None:
             start = end - 6 * HOUR
         if start > end:
@@ -178,6 +179,8 @@ class AnomalyDetector:
         interval = interval_ns or auto_interval(end - start + 1)
         first = start // interval * interval
         n_window = (end - first) // interval + 1
+        if n_window > 1 and (end - (first + (n_window - 1) * interval) + 1) * 2 < interval:
+            n_window -= 1  # a last bucket less than half covered is too little to judge: left out
         hist_lo = first - cfg.baseline * interval
         n = cfg.baseline + n_window
         starts = [hist_lo + i * interval for i in range(n)]
@@ -212,6 +215,7 @@ class AnomalyDetector:
                                         wanted)
         if "host_silent" in wanted:
             found += self._hosts(service, history, starts, interval, coverage, cfg.baseline)
+        found = [a for a in found if a.score >= min_score]
         for anomaly in found:
             anomaly.example_ids = self._examples(anomaly)
         found.sort(key=lambda a: (-a.score, a.start, a.kind, a.service, a.pattern_id or 0, a.host or ""))
@@ -424,3 +428,47 @@ def _runs(flagged: list[tuple[int, str, float, float]]) -> list[tuple[str, list[
             runs.append((item[1], [item]))
     return runs
 
+
+
+class NewPatternWatcher:
+    """A streaming hook: ``pipeline.subscribe(NewPatternWatcher(store, callback))`` reports a
+    ``new_pattern`` anomaly the moment a service logs a template it has not logged in the lookback.
+
+    Each (service, template) pair is looked up in the store once, then remembered (up to
+    ``max_pairs``; the oldest are forgotten first), so steady traffic costs a set lookup per record.
+    """
+
+    def __init__(self, store: Store, on_anomaly: Callable[[Anomaly], None],
+                 config: AnomalyConfig | None = None, max_pairs: int = 100_000) -> None:
+        self.store = store
+        self.on_anomaly = on_anomaly
+        self.config = config or AnomalyConfig()
+        self.max_pairs = max_pairs
+        self._known: dict[tuple[str, int], None] = {}
+
+    def __call__(self, records: list[LogRecord]) -> None:
+        fresh: dict[tuple[str, int], list[LogRecord]] = {}
+        for rec in records:
+            key = (rec.service, rec.template_id)
+            if key not in self._known:
+                fresh.setdefault(key, []).append(rec)
+        for (svc, tid), recs in fresh.items():
+            self._known[(svc, tid)] = None
+            if len(self._known) > self.max_pairs:
+                del self._known[next(iter(self._known))]
+            first = min(recs, key=lambda r: (r.timestamp, r.id))
+            plan = plan_query(f"service:{quote(svc)} template:{tid}", ())
+            lo = first.timestamp - self.config.lookback_ns
+            if self.store.count(plan, TimeRange(lo, first.timestamp - 1)) > 0:
+                continue
+            levels: dict[str, int] = {}
+            for r in recs:
+                levels[r.level.name] = levels.get(r.level.name, 0) + 1
+            template = next((t for t in self.store.templates() if t.id == tid), None)
+            self.on_anomaly(Anomaly(
+                kind="new_pattern", score=min(MAX_SCORE, level_weight(levels) * (1.0 + math.log2(1 + len(recs)))),
+                start=first.timestamp, end=max(r.timestamp for r in recs), service=svc, pattern_id=tid,
+                pattern=template.text if template else None,
+                evidence={"before": {"count": 0, "lookback_ms": self.config.lookback_ns // 10**6},
+                          "after": {"count": len(recs), "levels": dict(sorted(levels.items()))}},
+                example_ids=[r.id for r in recs[: self.config.examples]]))

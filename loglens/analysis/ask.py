@@ -46,14 +46,14 @@ _STOP = frozenset([
     "getting", "having", "not", "no", "yes", "there's", "what's", "whats", "whos", "let", "lets", "look",
     "looking", "happening", "second", "seconds", "minute", "minutes", "hour", "hours", "day", "days", "week",
     "weeks", "anomaly", "anomalies", "unusual", "spike", "spikes", "outlier", "outliers", "weird", "each",
-    "every", "trend", "trends", "histogram", "timeline", "hourly",
+    "every", "trend", "trends", "histogram", "timeline", "hourly", "distinct", "different", "unique",
 ])
 _NUM_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
               "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30}
 _UNITS = {"second": 1, "sec": 1, "minute": 60, "min": 60, "hour": 3600, "hr": 3600, "day": 86400,
           "week": 604800}
 _LEVEL_WORDS: dict[str, str] = {
-    "error": "level>=ERROR", "errors": "level>=ERROR", "err": "level>=ERROR", "failures": "level>=ERROR",
+    "error": "level>=ERROR", "errors": "level>=ERROR", "err": "level>=ERROR",
     "fatal": "level:FATAL", "fatals": "level:FATAL", "critical": "level:FATAL", "crit": "level:FATAL",
     "panic": "level:FATAL", "panics": "level:FATAL",
     "warning": "level:WARN", "warnings": "level:WARN", "warn": "level:WARN", "warns": "level:WARN",
@@ -84,6 +84,7 @@ class Interpretation:
     field: str | None = None  # for top
     service: str | None = None
     interval: str = "auto"  # for histogram
+    distinct: bool = False  # "how many hosts": the number of distinct values
     limit: int = 10
     new_only: bool = False
     start: int | None = None
@@ -290,7 +291,7 @@ class QuestionParser:
                 self._exists[atom] = False
         return self._exists[atom]
 
-    def _resolve_run(self, words: list[str]) -> tuple[list[str], list[str]]:
+    def _resolve_run(self, words: list[str], scope: str = "") -> tuple[list[str], list[str]]:
         """Atoms for a run of adjacent content words: the longest sub-phrase that occurs in the logs,
         then the words left and right of it the same way; words found nowhere are returned apart."""
         if not words:
@@ -303,10 +304,18 @@ class QuestionParser:
                 if size > 1 and part[-1].lower().endswith("s"):
                     candidates.append(quote(" ".join([*part[:-1], _variants(part[-1])[-1].rstrip("*")])))
                 for atom in candidates:
-                    if self._occurs(atom):
-                        left, lmiss = self._resolve_run(words[:i])
-                        right, rmiss = self._resolve_run(words[i + size:])
-                        return [*left, atom, *right], lmiss + rmiss
+                    if self._occurs(f"{scope} {atom}".strip()):
+                        left, lmiss = self._resolve_run(words[:i], scope)
+                        right, rmiss = self._resolve_run(words[i + size:], scope)
+                        # words beside the phrase count only when they occur together with it
+                        # ("failed password attempts": "attempt" occurs, but never with the phrase)
+                        kept, missing = [atom], lmiss + rmiss
+                        for side, group in ((left, words[:i]), (right, words[i + size:])):
+                            if side and self._occurs(" ".join([scope, *kept, *side]).strip()):
+                                kept = [*side, *kept] if group is words[:i] else [*kept, *side]
+                            elif side:
+                                missing += [w for w in group if w not in missing]
+                        return kept, missing
         return [], list(words)
 
     def parse(self, question: str, now: int) -> Interpretation:
@@ -344,6 +353,9 @@ class QuestionParser:
             if per := re.search(r"\b(?:per|by|each|every) (second|minute|hour|day)\b|\b(hourly)\b", low):
                 it.interval = {"second": "1s", "minute": "1m", "hour": "1h", "day": "1d", "hourly": "1h"}[
                     per.group(1) or per.group(2)]
+        elif (m := re.search(r"\bhow many (?:distinct |different |unique )?(\w+)", low)) and m.group(1) in _TOP_FIELDS:
+            it.operation, it.field, it.limit, it.distinct = "top", _TOP_FIELDS[m.group(1)], 1000, True
+            low = low[:m.start(1)] + " " + low[m.end(1):]
         elif (m := re.search(r"\b(?:which|what|top\s*(\d+)?)\s+(?:\d+\s+)?(\w+)", low)) and \
                 (m.group(2) in _TOP_FIELDS or m.group(2) in self.attributes or
                  m.group(2).rstrip("s") in self.attributes) and \
@@ -413,8 +425,12 @@ class QuestionParser:
             runs[-1].append(original.group(0) if original else word)
         if level_atom:
             it.atoms.insert(0, level_atom)
+        # content words are looked up among the records of the services/hosts/levels asked about first
+        scope = " ".join(it.atoms)
         for run in runs:
-            atoms, missing = self._resolve_run(run)
+            atoms, missing = self._resolve_run(run, scope)
+            if not atoms and scope:
+                atoms, missing = self._resolve_run(run)
             it.atoms.extend(atoms)
             it.understood.extend(f"text: {a}" for a in atoms)
             it.not_understood.extend(missing)
@@ -476,6 +492,11 @@ def execute(engine: QueryEngine, it: Interpretation) -> tuple[Any, str]:
         if not rows:
             return {"field": field_name, "values": []}, f"No records match {desc}, so no {field_name} stands out."
         lead = ", ".join(f"{r['value']} ({r['count']:,})" for r in rows[:5])
+        if it.distinct:
+            more = "" if len(rows) < it.limit else " (at least)"
+            return {"field": field_name, "values": rows, "distinct": len(rows)}, (
+                f"{len(rows):,}{more} distinct {field_name} values for {desc}: {lead}"
+                f"{', ...' if len(rows) > 5 else ''}.")
         return {"field": field_name, "values": rows}, f"Top {field_name} values for {desc}: {lead}."
     if it.operation == "histogram" and it.when:
         return _when(engine, it, q, f, t, desc)
@@ -495,9 +516,9 @@ def execute(engine: QueryEngine, it: Interpretation) -> tuple[Any, str]:
         patterns = [{"id": p["id"], "template": p["template"], "count": p["count"], "first_seen": p["first_seen"],
                      "new": p["new"], "example_id": p["example"]["id"] if p["example"] else None}
                     for p in listing["patterns"]]
-        kind = "new patterns" if it.new_only else "patterns"
+        kind = ("new " if it.new_only else "") + ("pattern" if len(patterns) == 1 else "patterns")
         if not patterns:
-            return {"patterns": []}, f"No {kind} for {desc}."
+            return {"patterns": []}, f"No {'new ' if it.new_only else ''}patterns for {desc}."
         lead = "; ".join(f"[pattern:{p['id']}] {p['template']!r} ({p['count']:,})" for p in patterns[:3])
         return {"patterns": patterns}, f"{len(patterns)} {kind} for {desc}: {lead}."
     if it.operation == "anomalies":

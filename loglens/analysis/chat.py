@@ -156,7 +156,7 @@ def templated_answer(asked: dict[str, Any], facts: dict[str, Any]) -> str:
     else:
         parts.append(f"I could not read this as a precise query, so here is what the logs hold about its words: "
                      f"{facts['count']:,} records match `{facts['query']}`.")
-    if facts["patterns"]:
+    if facts["patterns"] and asked.get("operation") != "patterns":
         parts.append("Most frequent patterns: " + "; ".join(
             f"[pattern:{p['id']}] {p['template']!r} ({p['count']:,})" for p in facts["patterns"][:3]) + ".")
     if facts["records"]:

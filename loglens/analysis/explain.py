@@ -150,12 +150,12 @@ class Explainer:
         in_window = self.store.count(plan, window)
         in_baseline = self.store.count(plan, baseline)
         assert window.start is not None and window.end is not None
-        # the trend: the last day up to the window's end
-        lo = window.end - 24 * 60 * MINUTE
-        interval = -(-(window.end - lo) // TREND_POINTS)
+        # the trend: the last day up to the window's end, in whole buckets ending with the window's
+        interval = 24 * 60 * MINUTE // TREND_POINTS
+        base = (window.end // interval - (TREND_POINTS - 1)) * interval
         trend = [0] * TREND_POINTS
-        for start, n in self.store.template_trends([tid], TimeRange(lo, window.end), interval).get(tid, {}).items():
-            i = (start - lo // interval * interval) // interval
+        for start, n in self.store.template_trends([tid], TimeRange(base, window.end), interval).get(tid, {}).items():
+            i = (start - base) // interval
             if 0 <= i < TREND_POINTS:
                 trend[i] += n
         return {
@@ -168,6 +168,7 @@ class Explainer:
             "count_baseline": in_baseline,
             "new_in_window": bool(template and template.first_seen >= window.start),
             "trend": trend,
+            "trend_from": format_ts(base),
             "trend_interval_ms": interval // 10**6,
         }
 
@@ -208,7 +209,9 @@ class Explainer:
 
     def _similar(self, tid: int, text: str) -> list[dict[str, Any]]:
         try:
-            matches = self.engine.pattern_index().similar(text, limit=6)
+            index = self.engine.pattern_index()
+            # "most similar" even when nothing is as close as a similar:"..." query demands
+            matches = index.similar(text, limit=6, threshold=index.threshold / 2)
         except Exception:  # the optional model failing must not take the facts down
             return []
         return [{"id": m.template_id, "template": m.template, "score": m.score, "count": m.count,

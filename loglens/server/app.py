@@ -245,13 +245,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api/v1/anomalies")
     def anomalies(from_: str | None = Query(None, alias="from"), to: str | None = None, service: str | None = None,
-                  interval: str | None = None) -> ORJSONResponse:
+                  interval: str | None = None, min_score: float = 0.0) -> ORJSONResponse:
         from loglens.analysis.anomalies import AnomalyDetector
 
         window = rt().engine.time_range(from_, to)
         try:
             step = parse_duration(interval) if interval else None
-            report = AnomalyDetector(rt().store).detect(window.start, window.end, service or None, step)
+            report = AnomalyDetector(rt().store).detect(window.start, window.end, service or None, step,
+                                                        min_score=min_score)
         except ValueError as exc:
             raise ParameterError(str(exc)) from None
         return ORJSONResponse(report.to_dict())

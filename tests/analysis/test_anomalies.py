@@ -168,3 +168,34 @@ def test_quiet_patterns_do_not_flap() -> None:
     z, med = rate_z(5, [0, 1, 2, 0, 1, 0, 2, 1])
     assert med == 1 and z < cfg.threshold and cfg.min_volume > 5
     assert robust_baseline([1, 2, 3, 100]) == (2.5, 1.0)
+
+
+def test_streaming_hook_reports_a_new_pattern_once(tmp_path: Path) -> None:
+    from loglens.analysis.anomalies import Anomaly, NewPatternWatcher
+
+    store = open_store(str(tmp_path / "data"), writable=True)
+    seen: list[Anomaly] = []
+    try:
+        with Pipeline(store).start() as pipeline:
+            pipeline.write([{"timestamp": "2026-03-10T12:00:00Z", "service": "api", "message": "started in 3 s"}])
+            pipeline.subscribe(NewPatternWatcher(store, seen.append))
+            pipeline.write([{"timestamp": "2026-03-10T12:01:00Z", "service": "api", "message": "started in 4 s"},
+                            {"timestamp": "2026-03-10T12:01:01Z", "service": "api", "level": "ERROR",
+                             "message": "disk /dev/sda1 is full"}])
+            pipeline.write([{"timestamp": "2026-03-10T12:02:00Z", "service": "api", "level": "ERROR",
+                             "message": "disk /dev/sdb1 is full"}])
+        assert [(a.kind, a.service, a.pattern) for a in seen] == [("new_pattern", "api", "disk <*> is full")]
+        assert seen[0].score == 3 * 2 and seen[0].example_ids
+    finally:
+        store.close()
+
+
+def test_a_barely_started_last_bucket_is_not_judged(incident_store: Store) -> None:
+    # ``to`` one nanosecond into a new minute: that minute holds almost nothing, which is no drop
+    report = AnomalyDetector(incident_store).detect(ns(DAY.replace(hour=13, minute=30)), ns(END) - 10**9 + 1,
+                                                    interval_ns=60 * 10**9)
+    assert sorted(a.kind for a in report.anomalies) == ["error_share", "host_silent", "new_pattern",
+                                                         "pattern_spike"]
+    cut = AnomalyDetector(incident_store).detect(ns(DAY.replace(hour=13, minute=30)), ns(TIMEOUT_AT),
+                                                 interval_ns=60 * 10**9)
+    assert cut.anomalies == []  # 14:02:00.000000000 alone is not a bucket of timeouts yet

@@ -15,6 +15,7 @@ from loglens.config import Settings
 from loglens.llm import LLMClient, LLMConfig
 from loglens.query.engine import QueryEngine
 from loglens.server import create_app
+from tests.conftest import Server
 from tests.llm.helpers import NOW, NOW_ISO, S, build_store, fake_llm
 
 DAY = "2025-11-20T00:00:00.000000000Z"
@@ -60,6 +61,8 @@ CASES: list[tuple[str, str, str, str | None, str | None, Any]] = [
      {"field": "host", "values": [{"value": "bastion-1", "count": 5}, {"value": "bastion-2", "count": 2}]}),
     ("top 2 services by errors", "top", "level>=ERROR", None, NOW_TS,
      {"field": "service", "values": [{"value": "payment", "count": 8}, {"value": "nova-compute", "count": 4}]}),
+    ("how many hosts logged errors today", "top", "level>=ERROR", DAY, NOW_TS,
+     lambda r: r["distinct"] == 3 and r["values"][0] == {"value": "pay-2", "count": 5}),
     ("show timeouts in payment since 10:00", "search", 'service:"payment" timeout',
      "2025-11-20T10:00:00.000000000Z", NOW_TS, lambda r: r["count"] == 4 and len(r["records"]) == 4),
     ('show me "Accepted password"', "search", '"Accepted password"', None, NOW_TS,
@@ -227,3 +230,16 @@ def test_cli_ask(data_dir: Path) -> None:
     text = run_cli("ask", "how many errors today", "--now", NOW_ISO, "--data", str(data_dir))
     assert "11 records match" in text.stdout.decode()
     assert "level>=ERROR" in text.stderr.decode()
+
+
+def test_cli_ask_against_a_server(server: Server) -> None:
+    from tests.conftest import run_cli
+    from tests.llm.helpers import fixture_records
+
+    body = b"\n".join(orjson.dumps(r) for r in fixture_records())
+    with server.client() as client:
+        resp = client.post("/api/v1/logs", content=body, headers={"content-type": "application/x-ndjson"})
+        assert resp.json()["accepted"] == len(fixture_records())
+    out = run_cli("ask", "which hosts logged the most failed password attempts", "--now", NOW_ISO,
+                  "--url", server.url, "-o", "json")
+    assert orjson.loads(out.stdout)["result"]["values"][0] == {"value": "bastion-1", "count": 5}

@@ -63,6 +63,8 @@ def test_new_exception_is_new_and_its_hosts_stand_out(engine: QueryEngine) -> No
     facts = Explainer(engine).explain_record(rec.id)
     assert facts["pattern"]["new_in_window"] is True
     assert facts["pattern"]["count_baseline"] == 0
+    assert facts["pattern"]["trend"][-1] == facts["pattern"]["count_window"] > 0  # all in the last hour
+    assert sum(facts["pattern"]["trend"]) == facts["pattern"]["count_window"]
 
 
 class FakeLLM:
@@ -102,6 +104,9 @@ def test_same_trace_records(tmp_path: Path) -> None:
         failed = engine.search("failed").records[0]
         facts = Explainer(engine).explain_record(failed.id)
         assert [r["message"] for r in facts["trace"]] == ["request started", "deadlock detected"]
+        similar = facts["similar_patterns"]
+        assert similar[0]["template"] == "request started" and similar[0]["first_seen"].startswith("2026-03-10T12:00")
+        assert all(m["id"] != failed.template_id for m in similar)
     finally:
         store.close()
 
@@ -143,6 +148,9 @@ def test_api_routes_with_auth(incident_data: Path, monkeypatch: pytest.MonkeyPat
         only = client.get("/api/v1/anomalies", params={"from": "2026-03-10T13:30:00Z", "to": "2026-03-10T14:29:59Z",
                                                        "interval": "1m", "service": "api"}, headers=auth).json()
         assert [a["kind"] for a in only["anomalies"]] == ["new_pattern"]
+        strong = client.get("/api/v1/anomalies", params={"from": "2026-03-10T13:30:00Z", "to": "2026-03-10T14:29:59Z",
+                                                         "interval": "1m", "min_score": 15}, headers=auth).json()
+        assert all(a["score"] >= 15 for a in strong["anomalies"]) and len(strong["anomalies"]) < 4
         bad = client.get("/api/v1/anomalies", params={"interval": "soon"}, headers=auth)
         assert bad.status_code == 400
 
