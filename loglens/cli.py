@@ -538,6 +538,73 @@ def ask(
     console.print(Text(str(answer.get("answer", ""))))
 
 
+def _chat_remote(url: str, messages: list[dict[str, str]], now: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    import httpx
+
+    body = {"messages": messages, "stream": True, **({"now": now} if now else {})}
+    with httpx.stream("POST", url.rstrip("/") + "/api/v1/chat", json=body, timeout=300,
+                      headers=_key_headers()) as resp:
+        if resp.status_code >= 400:
+            resp.read()
+            raise _fail(resp.text)
+        event = "message"
+        for line in resp.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                yield event, orjson.loads(line[6:])
+
+
+@app.command()
+def chat(
+    question: Annotated[str | None, typer.Argument(
+        help="One question; without it, a conversation on the terminal (empty line or Ctrl-D ends it).")] = None,
+    now: Annotated[str | None, typer.Option("--now", help="Anchor relative times here (replay an incident).")] = None,
+    data: DataOpt = DEFAULT_DATA,
+    url: UrlOpt = None,
+) -> None:
+    """Chat with your logs: answers come from the records, with [record:ID] and [pattern:ID] citations."""
+    messages: list[dict[str, str]] = []
+    if url:
+        def events() -> Iterator[tuple[str, dict[str, Any]]]:
+            return _chat_remote(url, messages, now)
+    else:
+        from loglens.analysis.chat import chat_events
+        from loglens.llm import client_from_settings
+        from loglens.query.timerange import parse_time
+
+        try:
+            anchor = parse_time(now) if now else None
+        except ValueError as exc:
+            raise _fail(f"--now: {exc}") from None
+        engine = _engine(data)
+        llm = client_from_settings(Settings())
+
+        def events() -> Iterator[tuple[str, dict[str, Any]]]:
+            return chat_events(engine, messages, now=anchor, llm=llm)
+
+    while True:
+        text = question if question is not None else console.input("[bold]you>[/] ")
+        if not text.strip():
+            return
+        messages.append({"role": "user", "content": text})
+        answer = ""
+        for event, payload in _local(lambda: list(events())):
+            if event == "meta":
+                err.print(f"[dim]query:[/] {escape(str(payload.get('query')))}" +
+                          ("  [dim](cached)[/]" if payload.get("cached") else ""), highlight=False)
+            elif event == "delta":
+                console.print(Text(payload.get("text", "")), end="")
+            elif event == "done":
+                answer = payload.get("answer", "")
+            elif event == "error":
+                raise _fail(str(payload.get("error")))
+        console.print()
+        messages.append({"role": "assistant", "content": answer})
+        if question is not None:
+            return
+
+
 @app.command()
 def tail(
     query: Annotated[str, typer.Argument()] = "",

@@ -183,3 +183,13 @@ def test_tail_local_and_remote_print_new_records(tmp_path: Path) -> None:
     for p in procs:
         out, _ = p.communicate(timeout=10)
         assert out.decode().splitlines() == ["before tail", "after tail"]
+
+
+def test_chat_answers_one_question_with_citations(tmp_path: Path) -> None:
+    plain, _, _ = write_fixtures(tmp_path)
+    data = str(tmp_path / "data")
+    run_cli("ingest", str(plain), "--service", "shop", "--data", data)
+    r = run_cli("chat", "how many timeouts", "--data", data, env={"LOGLENS_SEMANTIC": "bm25"})
+    out = r.stdout.decode()
+    assert "[record:" in out and "timeout" in out
+    assert "query:" in r.stderr.decode()
