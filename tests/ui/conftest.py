@@ -130,3 +130,48 @@ def screenshot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     time.sleep(0.3)  # let the row highlight animation finish
     page.screenshot(path=str(SCREENSHOTS / name))
+
+
+def incident_records(now: datetime) -> list[dict[str, Any]]:
+    """Three hours of a steady baseline in two services, then, in the last ten minutes, a burst of a
+    new ERROR pattern in ``billing`` (an anomaly the detector finds: ``new_pattern``, error share)."""
+    records: list[dict[str, Any]] = []
+    start = now - timedelta(hours=3)
+    for i in range(1080):  # one record every 10 s
+        ts = start + timedelta(seconds=i * 10)
+        svc = "billing" if i % 2 else "catalog"
+        records.append({"@timestamp": ts.isoformat().replace("+00:00", "Z"), "service": svc, "host": f"node-{i % 3}",
+                        "level": "INFO", "message": f"Invoice {7000 + i} rendered in {i % 40} ms"})
+    records.append({"@timestamp": (now - timedelta(hours=2)).isoformat().replace("+00:00", "Z"), "service": "catalog",
+                    "level": "WARN", "message": "<img src=x onerror=alert(1)> ledger write preview failed"})
+    for i in range(120):
+        ts = now - timedelta(seconds=600 - i * 4.5)
+        records.append({"@timestamp": ts.isoformat().replace("+00:00", "Z"), "service": "billing", "host": "node-1",
+                        "level": "ERROR", "trace_id": f"tr-{i % 5}",
+                        "message": f"Ledger write failed for account {300 + i % 9}: deadlock detected"})
+    return records
+
+
+@pytest.fixture(scope="module")
+def ai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose data holds an incident; semantic search by BM25 (no model to load)."""
+    srv = start_server(tmp_path_factory.mktemp("ui-ai") / "data", env={"LOGLENS_SEMANTIC": "bm25"})
+    try:
+        post(srv, incident_records(datetime.now(UTC)))
+        yield srv
+    finally:
+        stop_server(srv)
+
+
+@pytest.fixture
+def ai_tab(browser: Any, ai_server: Server) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    wrapped = Page(page, ai_server.url)
+    try:
+        yield wrapped
+    finally:
+        context.close()
+    assert not wrapped.dialogs, f"a dialog fired: {wrapped.dialogs}"
+    assert not wrapped.errors, f"script errors: {wrapped.errors}"

@@ -255,16 +255,6 @@ def test_hostile_lines_render_as_text(tab: Page) -> None:
     assert not tab.dialogs
 
 
-def test_anomalies_and_ask_are_not_available_yet(tab: Page) -> None:
-    for view in ("anomalies", "ask"):
-        page = tab.open(f"/?view={view}")
-        box = page.locator(f"#view-{view} [data-testid='unavailable']")
-        box.wait_for()
-        assert "not available in this version" in box.text_content().lower()
-    page.click("#nav a[data-view='explore']")
-    wait_rows(page)
-
-
 def test_api_key_prompt_when_auth_is_on(browser: Any, tmp_path: Any) -> None:
     from tests.conftest import run_cli
 

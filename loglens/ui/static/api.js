@@ -71,8 +71,8 @@ export async function request(path, params = {}, options = {}) {
   }
 }
 
-export async function getJSON(path, params = {}, signal = undefined) {
-  const response = await request(path, params, { signal, headers: { Accept: "application/json" } });
+export async function getJSON(path, params = {}, signal = undefined, init = {}) {
+  const response = await request(path, params, { ...init, signal, headers: { Accept: "application/json", ...(init.headers || {}) } });
   let body = null;
   try {
     body = await response.json();
@@ -84,8 +84,9 @@ export async function getJSON(path, params = {}, signal = undefined) {
 }
 
 // Server-Sent Events over fetch (EventSource cannot send the Authorization header).
-export async function streamEvents(path, params, signal, onEvent) {
-  const response = await request(path, params, { signal, headers: { Accept: "text/event-stream" } });
+// `init` may carry a method and a JSON body (POST /api/v1/chat streams its answer the same way).
+export async function streamEvents(path, params, signal, onEvent, init = {}) {
+  const response = await request(path, params, { ...init, signal, headers: { Accept: "text/event-stream", ...(init.headers || {}) } });
   if (!response.ok || !response.body) {
     let body = null;
     try { body = await response.json(); } catch { body = null; }

@@ -1,7 +1,7 @@
 // LogLens web UI. Every piece of data reaches the page through textContent or DOM attributes:
 // log lines are hostile input and are never parsed as HTML.
 import { ApiError, apiKey, forgetKey, getJSON, streamEvents } from "./api.js";
-import { LEVELS, drawHistogram, levelKey, sparkline } from "./charts.js";
+import { LEVELS, drawHistogram, levelKey, sparkline, svg } from "./charts.js";
 import { QueryBar } from "./querybar.js";
 
 const $ = (id) => document.getElementById(id);
@@ -74,7 +74,8 @@ function syncControls() {
   $("to").value = state.to;
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === state.view);
   for (const v of VIEWS) $(`view-${v}`).hidden = v !== state.view;
-  $("bar").hidden = state.view === "anomalies" || state.view === "ask";
+  $("bar").hidden = state.view === "ask";
+  document.querySelector("#bar .query").hidden = state.view === "anomalies";
   $("tail").closest("label").hidden = state.view !== "explore";
 }
 
@@ -149,6 +150,7 @@ function render() {
   stopTail();
   if (state.view === "patterns") return patterns();
   if (state.view === "services") return services();
+  if (state.view === "anomalies") return anomalies();
   return undefined;
 }
 
@@ -312,6 +314,7 @@ function details(record) {
     table,
     el("div", { class: "tools" },
       el("button", { type: "button", class: "context-button", text: "Show context", onclick: () => openContext(record) }),
+      el("button", { type: "button", class: "explain-button", text: "Explain", onclick: () => openExplain(record) }),
       el("span", { class: "hint", text: "Click a value to filter by it; alt-click or right-click to exclude it." })),
   );
 }
@@ -322,15 +325,22 @@ async function openContext(record) {
   $("context-lines").replaceChildren(el("div", { class: "muted", text: "Loading…" }));
   if (!dialog.open) dialog.showModal();
   try {
-    const ctx = await getJSON(`/api/v1/records/${encodeURIComponent(record.id)}/context`, { before: 20, after: 20 });
-    const line = (r, focus) => el("div", { class: `lv-${levelKey(r.level)}${focus ? " focus" : ""}` },
-      el("span", { class: "t", text: fmtTime(r.timestamp) }), r.line || r.message || "");
-    $("context-lines").replaceChildren(...ctx.before.map((r) => line(r, false)), line(ctx.record, true),
-      ...ctx.after.map((r) => line(r, false)));
-    dialog.querySelector(".focus")?.scrollIntoView({ block: "center" });
+    showContext(await getJSON(`/api/v1/records/${encodeURIComponent(record.id)}/context`, { before: 20, after: 20 }));
   } catch (err) {
     $("context-lines").replaceChildren(el("div", { class: "err-text", text: err.message }));
   }
+}
+
+function showContext(ctx) {
+  const dialog = $("context");
+  const r0 = ctx.record;
+  $("context-title").textContent = `${r0.service || "?"} · ${r0.host || "?"} · ${fmtTime(r0.timestamp)}`;
+  const line = (r, focus) => el("div", { class: `lv-${levelKey(r.level)}${focus ? " focus" : ""}`, dataset: { id: String(r.id) } },
+    el("span", { class: "t", text: fmtTime(r.timestamp) }), r.line || r.message || "");
+  $("context-lines").replaceChildren(...ctx.before.map((r) => line(r, false)), line(r0, true),
+    ...ctx.after.map((r) => line(r, false)));
+  if (!dialog.open) dialog.showModal();
+  dialog.querySelector(".focus")?.scrollIntoView({ block: "center" });
 }
 
 // ------------------------------------------------------------------------------------------- tail
@@ -519,6 +529,387 @@ async function services() {
   }
 }
 
+// ------------------------------------------------------------------------------------------- citations
+const CITE = /\[(record|pattern):([A-Za-z0-9_-]+)\]/g;
+
+// Text with [record:ID] / [pattern:ID] markers as DOM nodes: the text as text nodes, the markers as links.
+function cited(text, cls = "cited") {
+  const box = el("span", { class: cls });
+  let last = 0;
+  for (const m of String(text || "").matchAll(CITE)) {
+    if (m.index > last) box.append(document.createTextNode(text.slice(last, m.index)));
+    box.append(citeLink(m[1], m[2]));
+    last = m.index + m[0].length;
+  }
+  if (last < String(text || "").length) box.append(document.createTextNode(text.slice(last)));
+  return box;
+}
+
+function citeLink(kind, id) {
+  const label = kind === "record" ? `record ${id}` : `pattern #${id}`;
+  const href = kind === "record" ? "/?view=explore" : `/?q=${encodeURIComponent(`template:${id}`)}&from=now-7d&to=now`;
+  const a = el("a", { class: `cite cite-${kind}`, href, dataset: { kind, id }, title: kind === "record" ? "Open this record in Explore, with its context" : `Explore template:${id}`, text: label });
+  a.addEventListener("click", (ev) => {
+    ev.preventDefault();
+    if (kind === "record") openRecord(id);
+    else openPattern(id);
+  });
+  return a;
+}
+
+function closeDialogs() {
+  for (const id of ["explain", "context"]) if ($(id).open) $(id).close();
+}
+
+function openPattern(id) {
+  closeDialogs();
+  state.from = "now-7d";
+  state.to = "now";
+  syncControls();
+  openExplore(`template:${id}`);
+}
+
+// A record in Explore: the minutes around it in its service, and its context open.
+async function openRecord(id) {
+  closeDialogs();
+  try {
+    const ctx = await getJSON(`/api/v1/records/${encodeURIComponent(id)}/context`, { before: 20, after: 20 });
+    const t = Date.parse(ctx.record.timestamp);
+    state.view = "explore";
+    state.q = ctx.record.service ? `service:${quote(ctx.record.service)}` : "";
+    state.from = new Date(t - 5 * 60000).toISOString();
+    state.to = new Date(t + 5 * 60000).toISOString();
+    writeURL(true);
+    syncControls();
+    render();
+    showContext(ctx);
+  } catch (err) {
+    showFailure(err);
+  }
+}
+
+// ------------------------------------------------------------------------------------------- explain
+function openExplain(record) {
+  const dialog = $("explain");
+  $("explain-title").textContent = `${record.service || "?"} · ${fmtTime(record.timestamp)}`;
+  $("explain-body").replaceChildren(explanation(record.id));
+  if (!dialog.open) dialog.showModal();
+}
+
+function changeRows(changes) {
+  const out = [];
+  for (const p of changes.patterns || []) out.push({ score: p.score, what: "pattern", text: p.template ?? `#${p.id}`, before: p.baseline, after: p.window, pattern: p.id });
+  for (const v of changes.services || []) out.push({ score: v.score, what: "service", text: String(v.value), before: v.baseline, after: v.window });
+  for (const v of changes.hosts || []) out.push({ score: v.score, what: "host", text: String(v.value), before: v.baseline, after: v.window });
+  for (const v of changes.attributes || []) out.push({ score: v.score, what: v.field, text: String(v.value), before: v.baseline, after: v.window });
+  return out.sort((a, b) => b.score - a.score);
+}
+
+// The facts around a record (GET /records/{id}/explain), filled in when they arrive.
+function explanation(recordId) {
+  const box = el("div", { class: "explanation", dataset: { record: String(recordId) } }, el("div", { class: "muted", text: "Explaining…" }));
+  getJSON(`/api/v1/records/${encodeURIComponent(recordId)}/explain`).then((f) => {
+    const parts = [];
+    const rec = f.record || {};
+    parts.push(el("div", { class: `explain-record lv-${levelKey(rec.level)}` },
+      el("span", { class: "t", text: fmtTime(rec.timestamp) }), el("span", { class: "level", text: rec.level || "" }),
+      el("span", { class: "svc", text: rec.service || "" }), el("span", { class: "msg", text: rec.line || rec.message || "" })));
+    const summary = el("section", { class: "llm" }, el("h3", { text: "Summary" }));
+    if (f.llm && f.llm.text) summary.append(cited(f.llm.text, "llm-text"), f.llm.cached ? el("span", { class: "muted", text: " (cached)" }) : null);
+    else summary.append(el("div", { class: "muted", text: "No LLM is configured: the facts below are what LogLens found. (Set LOGLENS_LLM_PROVIDER for a written summary.)" }));
+    parts.push(summary);
+    const p = f.pattern;
+    if (p) {
+      const link = el("a", { href: "#", text: `pattern #${p.id}` });
+      link.addEventListener("click", (ev) => { ev.preventDefault(); openPattern(p.id); });
+      parts.push(el("section", { class: "explain-pattern" }, el("h3", { text: "Pattern" }),
+        el("div", { class: "tpl" }, p.new_in_window ? el("span", { class: "badge", text: "new" }) : null, link, " ", el("code", { text: p.template || "" })),
+        el("div", { class: "pattern-stats" }, el("span", { text: `${(p.count_total ?? 0).toLocaleString()} in all · ${p.count_window ?? 0} in the window · ${p.count_baseline ?? 0} in the baseline before · first seen ${fmtTime(p.first_seen)} · last seen ${fmtTime(p.last_seen)}` })),
+        el("div", { class: "trend" }, el("span", { class: "muted", text: "last 24 h " }), sparkline(p.trend || [], { width: 240, height: 32 }))));
+    }
+    const changes = changeRows(f.changes || {});
+    const tbody = el("tbody");
+    for (const c of changes.slice(0, 10)) {
+      const what = el("td", { class: "tpl" });
+      if (c.pattern !== undefined) {
+        const a = el("a", { href: "#", text: `#${c.pattern} ` });
+        a.addEventListener("click", (ev) => { ev.preventDefault(); openPattern(c.pattern); });
+        what.append(a);
+      }
+      what.append(c.text);
+      tbody.append(el("tr", {}, el("td", { class: "count", text: c.score.toFixed(1) }), el("td", { class: "what", text: c.what }), what,
+        el("td", { class: "count", text: `${c.before} → ${c.after}` })));
+    }
+    parts.push(el("section", { class: "changes" }, el("h3", { text: "What changed" }),
+      el("div", { class: "muted", text: f.window ? `${fmtTime(f.window.from)} → ${fmtTime(f.window.to)}, against the baseline before it, ranked by score` : "" }),
+      changes.length ? el("table", { class: "grid" }, el("thead", {}, el("tr", {}, ...["Score", "What", "Value", "Before → window"].map((t) => el("th", { text: t })))), tbody)
+        : el("div", { class: "muted", text: "Nothing stands out against the baseline." })));
+    const sim = el("ul", { class: "similar" });
+    for (const s of f.similar_patterns || []) {
+      const a = el("a", { href: "#", text: `#${s.id}` });
+      a.addEventListener("click", (ev) => { ev.preventDefault(); openPattern(s.id); });
+      sim.append(el("li", {}, a, ` ${s.template} `, el("span", { class: "muted", text: `(${(s.count ?? 0).toLocaleString()}, similarity ${Number(s.score).toFixed(2)})` })));
+    }
+    parts.push(el("section", {}, el("h3", { text: "Similar patterns" }), sim.childElementCount ? sim : el("div", { class: "muted", text: "None." })));
+    if ((f.trace || []).length) {
+      parts.push(el("section", {}, el("h3", { text: `Same trace (${f.trace.length})` }),
+        el("div", { class: "context-lines" }, ...f.trace.slice(0, 20).map((r) => el("div", { class: `lv-${levelKey(r.level)}` },
+          el("span", { class: "t", text: fmtTime(r.timestamp) }), `${r.service || ""}: ${r.line || r.message || ""}`)))));
+    }
+    box.replaceChildren(...parts);
+  }).catch((err) => {
+    box.replaceChildren(el("div", { class: "err-text", text: `Could not explain this record: ${err.message}` }));
+  });
+  return box;
+}
+
+// ------------------------------------------------------------------------------------------- anomalies
+const KINDS = ["new_pattern", "pattern_spike", "pattern_drop", "service_spike", "service_drop", "error_share", "host_silent"];
+
+function shortTime(iso) {
+  return fmtTime(iso).slice(11, 19);
+}
+
+function evidenceText(side) {
+  return Object.entries(side || {}).map(([k, v]) => {
+    if (k.endsWith("_ms") && typeof v === "number") {
+      const d = v / 864e5;
+      return `${k.slice(0, -3).replace(/_/g, " ")} ${d >= 1 ? `${+d.toFixed(1)} d` : `${+(v / 36e5).toFixed(1)} h`}`;
+    }
+    const val = typeof v === "number" ? (Number.isInteger(v) ? v.toLocaleString() : v.toFixed(3)) : typeof v === "object" ? JSON.stringify(v) : String(v);
+    return `${k.replace(/_/g, " ")} ${val}`;
+  }).join(" · ");
+}
+
+function drawTimeline(host, report, onPick) {
+  host.replaceChildren();
+  const list = report.anomalies || [];
+  const svcs = [...new Set(list.map((a) => a.service || "—"))].sort();
+  const width = Math.max(host.clientWidth, 300);
+  const SUB = 18;
+  const rowH = 34;
+  const lanes = svcs.map((s) => Math.max(2, Math.min(6, list.filter((a) => (a.service || "—") === s).length)));
+  const pad = { l: 130, r: 16, t: 6, b: 22 };
+  const top = [];
+  let acc = pad.t;
+  for (const n of lanes) { top.push(acc); acc += n * SUB; }
+  const height = Math.max(acc, pad.t + rowH) + pad.b;
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img" }, host);
+  const t0 = Date.parse(report.from);
+  const t1 = Date.parse(report.to);
+  const w = width - pad.l - pad.r;
+  const x = (t) => pad.l + Math.min(1, Math.max(0, (t - t0) / Math.max(1, t1 - t0))) * w;
+  const span = t1 - t0;
+  const ticks = Math.max(2, Math.floor(w / 130));
+  for (let i = 0; i <= ticks; i++) {
+    const t = t0 + (span * i) / ticks;
+    svg("line", { class: "grid", x1: x(t), x2: x(t), y1: pad.t, y2: height - pad.b }, root);
+    const label = svg("text", { class: "axis", x: x(t), y: height - 6, "text-anchor": i === 0 ? "start" : i === ticks ? "end" : "middle" }, root);
+    const d = new Date(t);
+    const hm = `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+    label.textContent = span > 36 * 3600e3 ? `${d.getMonth() + 1}/${d.getDate()} ${hm}` : hm;
+  }
+  if (!list.length) {
+    const note = svg("text", { class: "axis", x: pad.l + w / 2, y: pad.t + rowH / 2 + 4, "text-anchor": "middle" }, root);
+    note.textContent = "No anomalies in this time range";
+    return;
+  }
+  svcs.forEach((s, i) => {
+    const y = top[i] + lanes[i] * SUB / 2;
+    if (i) svg("line", { class: "lane", x1: 8, x2: width - pad.r, y1: top[i], y2: top[i] }, root);
+    const label = svg("text", { class: "lane-label", x: pad.l - 10, y: y + 4, "text-anchor": "end" }, root);
+    label.textContent = s.length > 18 ? `${s.slice(0, 17)}…` : s;
+  });
+  // one sub-lane per anomaly of a service (so overlapping windows stay apart), the strongest on top
+  const seen = new Array(svcs.length).fill(0);
+  const placed = list.map((a, i) => {
+    const row = svcs.indexOf(a.service || "—");
+    const sub = Math.min(seen[row]++, lanes[row] - 1);
+    return [a, i, top[row] + sub * SUB + SUB / 2];
+  });
+  placed.sort(([a], [b]) => a.score - b.score).forEach(([a, i, y]) => {
+    const a0 = x(Date.parse(a.window.from));
+    const a1 = Math.max(a0 + 2, x(Date.parse(a.window.to)));
+    const r = 3.5 + (Math.min(100, a.score) / 100) * 5;
+    const g = svg("g", { class: `marker k-${a.kind}`, "data-index": i, tabindex: "0", role: "button" }, root);
+    svg("rect", { class: "span", x: a0, y: y - 3, width: a1 - a0, height: 6, rx: 3 }, g);
+    svg("circle", { class: "dot", cx: a0, cy: y, r }, g);
+    svg("title", {}, g).textContent = `${a.kind} · ${a.service || ""} · score ${a.score}\n${fmtTime(a.window.from)} → ${fmtTime(a.window.to)}${a.pattern ? `\n${a.pattern}` : ""}`;
+    g.addEventListener("click", () => onPick(i));
+    g.addEventListener("keydown", (ev) => { if (ev.key === "Enter") onPick(i); });
+  });
+}
+
+async function anomalies() {
+  const job = begin();
+  $("anomalies-range").textContent = rangeText();
+  $("anomaly-detail").hidden = true;
+  try {
+    const report = await getJSON("/api/v1/anomalies", { from: state.from, to: state.to }, job.signal);
+    const list = report.anomalies || [];
+    const pick = (i) => showAnomaly(list[i], i);
+    drawTimeline($("anomaly-timeline"), report, pick);
+    const kinds = new Set(list.map((a) => a.kind));
+    $("anomaly-legend").replaceChildren(...KINDS.filter((k) => kinds.has(k)).map((k) => el("span", { class: `k-${k}`, text: k.replace(/_/g, " ") })),
+      list.length ? el("span", { class: "muted plain", text: "marker size: score" }) : null);
+    if (!list.length) {
+      $("anomalies").replaceChildren(el("div", { class: "empty", text: `No anomalies in the ${rangeText()}. Try a wider time range.` }));
+      return;
+    }
+    const body = el("tbody");
+    list.forEach((a, i) => {
+      const tr = el("tr", { class: "anomaly", dataset: { index: String(i), kind: a.kind }, tabindex: "0" },
+        el("td", { class: "count", text: a.score.toFixed(1) }),
+        el("td", {}, el("span", { class: `kind k-${a.kind}`, text: a.kind.replace(/_/g, " ") })),
+        el("td", { text: a.service || "" }),
+        el("td", { class: "tpl", text: a.pattern ? `#${a.pattern_id} ${a.pattern}` : a.host ? `host ${a.host}` : "" }),
+        el("td", { class: "when", title: `${fmtTime(a.window.from)} → ${fmtTime(a.window.to)}`, text: `${shortTime(a.window.from)} → ${shortTime(a.window.to)}` }));
+      tr.addEventListener("click", () => pick(i));
+      tr.addEventListener("keydown", (ev) => { if (ev.key === "Enter") pick(i); });
+      body.append(tr);
+    });
+    $("anomalies").replaceChildren(el("table", { class: "grid" },
+      el("thead", {}, el("tr", {}, ...["Score", "Kind", "Service", "What", "Window"].map((t) => el("th", { text: t })))), body));
+  } catch (err) {
+    if (err.name !== "AbortError") $("anomalies").replaceChildren(el("div", { class: "empty err-text", text: err.message }));
+    showFailure(err);
+  } finally {
+    job.end();
+  }
+}
+
+function showAnomaly(a, index) {
+  for (const tr of document.querySelectorAll("#anomalies tr.anomaly")) tr.classList.toggle("selected", tr.dataset.index === String(index));
+  for (const g of document.querySelectorAll("#anomaly-timeline .marker")) g.classList.toggle("selected", g.dataset.index === String(index));
+  const ev = a.evidence || {};
+  const { before, after, example_ids: ids = [], ...rest } = ev;
+  const parts = [
+    el("div", { class: "detail-head" }, el("span", { class: `kind k-${a.kind}`, text: a.kind.replace(/_/g, " ") }),
+      el("strong", { text: ` ${a.service || ""}` }), el("span", { class: "muted", text: ` · score ${a.score}` }),
+      el("span", { class: "spacer" }),
+      el("button", { type: "button", class: "ghost", text: "Close", onclick: () => { $("anomaly-detail").hidden = true; } })),
+    el("div", { class: "muted", text: `${fmtTime(a.window.from)} → ${fmtTime(a.window.to)}` }),
+  ];
+  if (a.pattern_id !== null && a.pattern_id !== undefined) {
+    const link = el("a", { href: "#", text: `pattern #${a.pattern_id}` });
+    link.addEventListener("click", (e) => { e.preventDefault(); openPattern(a.pattern_id); });
+    parts.push(el("div", { class: "tpl evidence-pattern" }, link, " ", el("code", { text: a.pattern || "" })));
+  }
+  if (a.host) parts.push(el("div", { text: `host ${a.host}` }));
+  parts.push(el("table", { class: "evidence" },
+    el("tr", {}, el("th", { text: "Before" }), el("td", { class: "before", text: evidenceText(before) })),
+    el("tr", {}, el("th", { text: "After" }), el("td", { class: "after", text: evidenceText(after) })),
+    ...(Object.keys(rest).length ? [el("tr", {}, el("th", { text: "Also" }), el("td", { text: evidenceText(rest) }))] : [])));
+  const examples = el("ul", { class: "examples" });
+  for (const id of ids) examples.append(el("li", {}, citeLink("record", id)));
+  parts.push(el("h3", { text: "Example records" }), ids.length ? examples : el("div", { class: "muted", text: "None." }));
+  if (ids.length) parts.push(el("h3", { text: `Explanation of record ${ids[0]}` }), explanation(ids[0]));
+  $("anomaly-detail").replaceChildren(...parts);
+  $("anomaly-detail").hidden = false;
+}
+
+// ------------------------------------------------------------------------------------------- ask
+function resultTable(headers, rowsData) {
+  return el("table", { class: "grid" }, el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { text: h })))),
+    el("tbody", {}, ...rowsData.map((cells) => el("tr", {}, ...cells.map((c) => (c instanceof Node ? el("td", {}, c) : el("td", { text: String(c ?? "") })))))));
+}
+
+function askResult(reply) {
+  const r = reply.result;
+  if (!r) return null;
+  const op = reply.operation;
+  if (op === "count") return el("div", { class: "ask-number", text: Number(r.count).toLocaleString() });
+  if (op === "top") return resultTable([r.field || reply.field || "value", "count"], (r.values || []).map((v) => [v.value, v.count.toLocaleString()]));
+  if (op === "search") {
+    return el("div", {}, el("div", { class: "muted", text: `${(r.count ?? 0).toLocaleString()} records; the newest:` }),
+      resultTable(["time", "level", "service", "message"], (r.records || []).map((x) => [citeLink("record", x.id), x.level, x.service, x.line || x.message])));
+  }
+  if (op === "patterns") {
+    return resultTable(["pattern", "count", "template"], (r.patterns || []).map((p) => [citeLink("pattern", p.id), (p.count ?? 0).toLocaleString(), p.template ?? ""]));
+  }
+  if (op === "histogram" && r.buckets) {
+    const host = el("div", { class: "histogram ask-chart" });
+    const data = { interval_ms: r.interval_ms, buckets: r.buckets.map((b) => ({ ...b, start_ms: Date.parse(b.start) })) };
+    requestAnimationFrame(() => drawHistogram(host, data, () => {}));
+    return host;
+  }
+  if (op === "histogram") {
+    return resultTable(["first seen", "last seen"], [[fmtTime(r.first_seen), fmtTime(r.last_seen)]]);
+  }
+  if (op === "anomalies") {
+    return resultTable(["score", "kind", "service", "what"], (r.anomalies || []).map((a) => [a.score, a.kind, a.service, a.pattern || a.host || ""]));
+  }
+  return null;
+}
+
+async function ask(question) {
+  const box = $("ask-answer");
+  box.hidden = false;
+  box.replaceChildren(el("div", { class: "muted", text: "Thinking…" }));
+  try {
+    const reply = await getJSON("/api/v1/ask", {}, undefined, {
+      method: "POST", body: JSON.stringify({ question }), headers: { "Content-Type": "application/json" },
+    });
+    const parts = [];
+    if (reply.query || reply.operation) {
+      const open = el("button", { type: "button", class: "open-explore", text: "Open in Explore" });
+      open.addEventListener("click", () => {
+        state.view = "explore";
+        state.q = reply.query || "";
+        state.from = reply.from || "0";
+        state.to = reply.to || "now";
+        writeURL(true);
+        syncControls();
+        render();
+      });
+      parts.push(el("div", { class: "ask-query" }, el("span", { class: "muted", text: "query " }), el("code", { class: "q", text: reply.query || "*" }),
+        el("span", { class: "muted", text: ` · ${reply.operation || "?"}${reply.field ? ` by ${reply.field}` : ""} · ${reply.from ? fmtTime(reply.from) : "the beginning"} → ${fmtTime(reply.to)}${reply.llm_used ? " · written by the LLM" : ""}` }),
+        open));
+    }
+    const result = askResult(reply);
+    if (result) parts.push(el("div", { class: `ask-result op-${reply.operation}` }, result));
+    parts.push(el("p", { class: "ask-text" }, cited(reply.answer || "")));
+    box.replaceChildren(...parts);
+  } catch (err) {
+    box.replaceChildren(el("div", { class: "err-text", text: err.message }));
+  }
+}
+
+const chat = { messages: [], controller: null };
+
+async function sendChat(text) {
+  if (chat.controller) chat.controller.abort();
+  chat.controller = new AbortController();
+  const me = chat.controller;
+  chat.messages.push({ role: "user", content: text });
+  const log = $("chat-log");
+  log.append(el("div", { class: "msg-user", text }));
+  const body = el("div", { class: "msg-text" }, el("span", { class: "muted", text: "…" }));
+  const meta = el("div", { class: "muted msg-meta" });
+  const bubble = el("div", { class: "msg-assistant" }, body, meta);
+  log.append(bubble);
+  bubble.scrollIntoView({ block: "nearest" });
+  let answer = "";
+  try {
+    await streamEvents("/api/v1/chat", {}, me.signal, (event, data) => {
+      let d;
+      try { d = JSON.parse(data); } catch { return; }
+      if (event === "meta") meta.textContent = d.query ? `query ${d.query} · ${d.operation || ""}` : "";
+      else if (event === "delta") { answer += d.text || ""; body.replaceChildren(cited(answer)); }
+      else if (event === "done") {
+        answer = d.answer || answer;
+        body.replaceChildren(cited(answer));
+        const n = (d.citations || []).length;
+        meta.textContent = `${meta.textContent}${n ? ` · ${n} citation${n === 1 ? "" : "s"}` : ""}${d.llm_used ? " · LLM" : ""}`;
+        bubble.dataset.done = "1";
+      } else if (event === "error") body.replaceChildren(el("span", { class: "err-text", text: d.error || "error" }));
+    }, { method: "POST", body: JSON.stringify({ messages: chat.messages, stream: true }), headers: { "Content-Type": "application/json" } });
+    chat.messages.push({ role: "assistant", content: answer });
+  } catch (err) {
+    if (err.name !== "AbortError") body.replaceChildren(el("span", { class: "err-text", text: err.message }));
+  }
+}
+
 // ------------------------------------------------------------------------------------------- setup
 function theme(next) {
   const t = next || localStorage.getItem("loglens.theme") || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
@@ -556,6 +947,20 @@ function init() {
   for (const id of ["from", "to"]) $(id).addEventListener("keydown", (ev) => { if (ev.key === "Enter") run(); });
   $("tail").addEventListener("change", () => ($("tail").checked ? startTail() : stopTail()));
   $("context-close").addEventListener("click", () => $("context").close());
+  $("explain-close").addEventListener("click", () => $("explain").close());
+  $("explain").addEventListener("click", (ev) => { if (ev.target === $("explain")) $("explain").close(); });
+  $("ask-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const text = $("ask-q").value.trim();
+    if (text) ask(text);
+  });
+  $("chat-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const text = $("chat-input").value.trim();
+    if (!text) return;
+    $("chat-input").value = "";
+    sendChat(text);
+  });
   $("context").addEventListener("click", (ev) => { if (ev.target === $("context")) $("context").close(); });
   for (const a of document.querySelectorAll("#nav a")) {
     a.addEventListener("click", (ev) => {
@@ -584,6 +989,7 @@ function init() {
   }, { rootMargin: "400px" }).observe($("more"));
   let resizeTimer;
   window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (state.view === "explore" && lastHist) renderHistogram(lastHist); }, 200); });
+  if (state.view === "ask") $("ask-q").focus();
   render();
   loadFields();
   if (state.view === "explore") $("q").focus();
