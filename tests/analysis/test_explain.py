@@ -10,11 +10,12 @@ import pytest
 
 from loglens.analysis.explain import Explainer
 from loglens.analysis.semantic import BM25, PatternIndex
-from loglens.llm import Message
+from loglens.llm.client import LLMClient, LLMConfig
 from loglens.pipeline import Pipeline
 from loglens.query.engine import QueryEngine
 from loglens.store import Store, open_store
 from tests.analysis.test_anomalies import DAY, TIMEOUT_AT, incident_records, load, ns, template_id
+from tests.llm.helpers import fake_llm
 
 
 @pytest.fixture(scope="module")
@@ -67,24 +68,21 @@ def test_new_exception_is_new_and_its_hosts_stand_out(engine: QueryEngine) -> No
     assert sum(facts["pattern"]["trend"]) == facts["pattern"]["count_window"]
 
 
-class FakeLLM:
-    def __init__(self) -> None:
-        self.calls: list[list[Message]] = []
-
-    def complete(self, messages: list[Message], system: str = "", max_tokens: int | None = None) -> str:
-        self.calls.append(messages)
-        return "Summary: timeouts [pattern:1]."
-
-
-def test_with_llm_the_narration_is_cached_per_pattern_and_window(engine: QueryEngine) -> None:
-    llm = FakeLLM()
-    explainer = Explainer(engine, llm=llm)
-    rec = a_timeout(engine)
-    first = explainer.explain_record(rec.id)
-    assert first["llm"] == {"text": "Summary: timeouts [pattern:1].", "cached": False}
-    assert str(rec.id) in llm.calls[0][0].content and "Timeout waiting" in llm.calls[0][0].content
-    again = explainer.explain_record(rec.id)
-    assert again["llm"]["cached"] is True and len(llm.calls) == 1
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_with_llm_the_narration_is_cached_per_pattern_and_window(engine: QueryEngine, provider: str) -> None:
+    # the real client, against a local server speaking the provider's wire format
+    with fake_llm(provider, ["Summary: timeouts [pattern:1]."]) as fake:
+        llm = LLMClient(LLMConfig(provider=provider, base_url=fake.url, model="test-model",
+                                  api_key="sk-test-key-000000000000000000", timeout=5))
+        explainer = Explainer(engine, llm=llm)
+        rec = a_timeout(engine)
+        first = explainer.explain_record(rec.id)
+        assert first["llm"] == {"text": "Summary: timeouts [pattern:1].", "cached": False}
+        sent = fake.raw_bodies()
+        assert str(rec.id) in sent and "Timeout waiting" in sent
+        assert "sk-test-key" not in sent  # the key goes in a header, never in the prompt
+        again = explainer.explain_record(rec.id)
+        assert again["llm"]["cached"] is True and len(fake.requests) == 1
 
 
 def test_same_trace_records(tmp_path: Path) -> None:
