@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -85,3 +86,44 @@ def run_cli(*args: str, input: bytes | None = None, env: dict[str, str] | None =
         raise AssertionError(f"loglens {' '.join(args)} failed ({result.returncode}): "
                              f"{result.stderr.decode()}{result.stdout.decode()}")
     return result
+
+
+# ------------------------------------------------------------------------------ asking a server
+def count(server: Server, q: str) -> int:
+    r = httpx.get(server.url + "/api/v1/count", params={"q": q}, timeout=30)
+    assert r.status_code == 200, r.text
+    return int(r.json()["count"])
+
+
+def wait_count(server: Server, q: str, expected: int, timeout: float = 60, settle: float = 0.0) -> int:
+    """Poll until ``expected`` records match (or ``timeout``), wait ``settle`` seconds for anything
+    extra (a duplicate) to show, then return the count."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = httpx.get(server.url + "/api/v1/count", params={"q": q}, timeout=30)
+        if r.status_code == 200 and int(r.json()["count"]) >= expected:
+            break
+        time.sleep(0.1)
+    time.sleep(settle)
+    return count(server, q)
+
+
+def search(server: Server, q: str, limit: int = 1000) -> list[dict[str, Any]]:
+    r = httpx.get(server.url + "/api/v1/search", params={"q": q, "limit": limit}, timeout=30)
+    assert r.status_code == 200, r.text
+    return list(r.json()["records"])
+
+
+def search_all(server: Server, q: str) -> list[dict[str, Any]]:
+    """Every matching record, following the cursor."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"q": q, "limit": 10000, **({"cursor": cursor} if cursor else {})}
+        r = httpx.get(server.url + "/api/v1/search", params=params, timeout=60)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        out.extend(body["records"])
+        cursor = body.get("next_cursor")
+        if not cursor or not body["records"]:
+            return out

@@ -36,7 +36,8 @@ from loglens.ingest.files import (
     load_config,
 )
 from loglens.model import LogRecord
-from tests.conftest import Server, run_cli, start_server, stop_server
+from tests.conftest import Server, count, run_cli, search, start_server, stop_server
+from tests.conftest import wait_count as wait_for_count
 
 SOURCES: dict[str, dict[str, Any]] = {
     "glob": {"paths": ["{d}/*.log"], "exclude_files": ["\\.skip\\.log$"]},
@@ -95,23 +96,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path
     stop_server(srv)
 
 
-def count(server: Server, q: str) -> int:
-    r = httpx.get(server.url + "/api/v1/count", params={"q": q}, timeout=30)
-    assert r.status_code == 200, r.text
-    return int(r.json()["count"])
 
 
-def wait_count(server: Server, q: str, expected: int, timeout: float = 20) -> int:
-    deadline = time.monotonic() + timeout
-    n = -1
-    while time.monotonic() < deadline:
-        r = httpx.get(server.url + "/api/v1/count", params={"q": q}, timeout=30)
-        n = int(r.json()["count"]) if r.status_code == 200 else -1
-        if n >= expected:
-            break
-        time.sleep(0.2)
-    time.sleep(0.5)  # anything extra (a duplicate) would show up now
-    return count(server, q)
 
 
 def messages(server: Server, q: str) -> list[str]:
@@ -130,11 +116,10 @@ def messages(server: Server, q: str) -> list[str]:
             return out
 
 
-def search(server: Server, q: str) -> list[dict[str, Any]]:
-    r = httpx.get(server.url + "/api/v1/search", params={"q": q, "limit": 1000}, timeout=30)
-    assert r.status_code == 200, r.text
-    return list(r.json()["records"])
 
+
+def wait_count(server: Server, q: str, expected: int, timeout: float = 20) -> int:
+    return wait_for_count(server, q, expected, timeout, settle=0.5)  # a duplicate would show by then
 
 def append(path: Path, lines: list[str]) -> None:
     with open(path, "a") as f:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgpack
 import orjson
 import pytest
@@ -26,7 +25,7 @@ from loglens.config import Settings
 from loglens.ingest.forward import ForwardError, decode_stream, to_items
 from loglens.parse import record_from_json
 from loglens.server import create_app
-from tests.conftest import Server, free_port, start_server, stop_server
+from tests.conftest import Server, count, free_port, search, start_server, stop_server, wait_count
 
 
 @pytest.fixture(scope="module")
@@ -37,28 +36,10 @@ def forward_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
     stop_server(srv)
 
 
-def count(server: Server, q: str) -> int:
-    r = httpx.get(server.url + "/api/v1/count", params={"q": q}, timeout=30)
-    assert r.status_code == 200, r.text
-    return int(r.json()["count"])
 
 
-def wait_count(server: Server, q: str, expected: int, timeout: float = 10) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = httpx.get(server.url + "/api/v1/count", params={"q": q}, timeout=30)
-        # a 500 while polling: the store's first shard can be seen before its tables exist (a race in
-        # the embedded store, reported); the final answer below is checked strictly
-        n = int(r.json()["count"]) if r.status_code == 200 else -1
-        if n >= expected or time.monotonic() > deadline:
-            return n if n >= 0 else count(server, q)
-        time.sleep(0.1)
 
 
-def search(server: Server, q: str) -> list[dict[str, Any]]:
-    r = httpx.get(server.url + "/api/v1/search", params={"q": q, "limit": 1000}, timeout=30)
-    assert r.status_code == 200, r.text
-    return list(r.json()["records"])
 
 
 def pack(obj: Any) -> bytes:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -35,7 +34,7 @@ from loglens.model import Level, LogRecord
 from loglens.pipeline import Pipeline
 from loglens.store import open_store
 from loglens.store.base import Store
-from tests.conftest import Server, start_server, stop_server
+from tests.conftest import count, search_all, start_server, stop_server, wait_count
 
 Produced = list[tuple[int, int]]  # (partition, offset) of every message produced
 
@@ -104,36 +103,10 @@ def cluster() -> Iterator[MockCluster]:
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def count(server: Server, q: str) -> int:
-    r = httpx.get(server.url + "/api/v1/count", params={"q": q}, timeout=30)
-    assert r.status_code == 200, r.text
-    return int(r.json()["count"])
 
 
-def wait_count(server: Server, q: str, expected: int, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = httpx.get(server.url + "/api/v1/count", params={"q": q}, timeout=30)
-        n = int(r.json()["count"]) if r.status_code == 200 else -1
-        if n >= expected or time.monotonic() > deadline:
-            return n if n >= 0 else count(server, q)
-        time.sleep(0.2)
 
 
-def search_all(server: Server, q: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"q": q, "limit": 10000}
-        if cursor:
-            params["cursor"] = cursor
-        r = httpx.get(server.url + "/api/v1/search", params=params, timeout=60)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        out.extend(body["records"])
-        cursor = body.get("next_cursor")
-        if not cursor or not body["records"]:
-            return out
 
 
 def ecs(i: int, level: str, service: str = "orders") -> bytes:

@@ -13,9 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -26,7 +24,7 @@ from loglens.config import Settings
 from loglens.ingest.syslog import Framer, FramingError, SyslogError, parse_message
 from loglens.parse import record_from_json
 from loglens.server import create_app
-from tests.conftest import Server, free_port, start_server, stop_server
+from tests.conftest import Server, count, free_port, search, start_server, stop_server, wait_count
 
 
 @pytest.fixture(scope="module")
@@ -37,28 +35,10 @@ def syslog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Se
     stop_server(srv)
 
 
-def count(server: Server, q: str) -> int:
-    r = httpx.get(server.url + "/api/v1/count", params={"q": q}, timeout=30)
-    assert r.status_code == 200, r.text
-    return int(r.json()["count"])
 
 
-def wait_count(server: Server, q: str, expected: int, timeout: float = 10) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = httpx.get(server.url + "/api/v1/count", params={"q": q}, timeout=30)
-        # a 500 while polling: the store's first shard can be seen before its tables exist (a race in
-        # the embedded store, reported); the final answer below is checked strictly
-        n = int(r.json()["count"]) if r.status_code == 200 else -1
-        if n >= expected or time.monotonic() > deadline:
-            return n if n >= 0 else count(server, q)
-        time.sleep(0.1)
 
 
-def search(server: Server, q: str) -> list[dict[str, Any]]:
-    r = httpx.get(server.url + "/api/v1/search", params={"q": q, "limit": 1000}, timeout=30)
-    assert r.status_code == 200, r.text
-    return list(r.json()["records"])
 
 
 LEVELS = [(logging.DEBUG, "DEBUG"), (logging.INFO, "INFO"), (logging.WARNING, "WARN"),
