@@ -116,10 +116,9 @@ def messages(server: Server, q: str) -> list[str]:
             return out
 
 
-
-
 def wait_count(server: Server, q: str, expected: int, timeout: float = 20) -> int:
     return wait_for_count(server, q, expected, timeout, settle=0.5)  # a duplicate would show by then
+
 
 def append(path: Path, lines: list[str]) -> None:
     with open(path, "a") as f:
