@@ -13,6 +13,7 @@ HTTP turns that into 429, file readers wait.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import Any
 from loglens.model import LogRecord, Template
 from loglens.parse import parse_line, record_from_json
 from loglens.patterns.miner import TemplateMiner
+from loglens.patterns.process import MinerProcess
 from loglens.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -69,10 +71,14 @@ class PipelineStats:
 
 
 class Pipeline:
-    def __init__(self, store: Store, *, miner: TemplateMiner | None = None, max_queued: int = 200_000,
-                 batch_records: int = 10_000) -> None:
+    def __init__(self, store: Store, *, miner: TemplateMiner | MinerProcess | None = None,
+                 max_queued: int = 200_000, batch_records: int = 10_000) -> None:
         self.store = store
-        self.miner = miner or TemplateMiner()
+        if miner is None:
+            # By default the miner gets a process (and so a core) of its own; LOGLENS_MINER_PROCESS=0
+            # keeps it in this process.
+            miner = MinerProcess() if os.environ.get("LOGLENS_MINER_PROCESS", "1") != "0" else TemplateMiner()
+        self.miner = miner
         self.miner.load(store.load_templates())
         self.max_queued = max_queued
         self.batch_records = batch_records
@@ -84,17 +90,20 @@ class Pipeline:
         self._subscribers: list[Subscriber] = []
         #: Called with each batch's commit time in seconds (metrics).
         self.commit_observers: list[Callable[[float], None]] = []
-        #: Parsed batches waiting for the writer; two keep both threads busy without hoarding memory.
+        #: Parsed batches waiting for templates, then for the writer; two each keep every stage busy
+        #: without hoarding memory.
+        self._unmined: queue.Queue[_Parsed | None] = queue.Queue(maxsize=2)
         self._parsed: queue.Queue[_Parsed | None] = queue.Queue(maxsize=2)
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Pipeline:
         if not self._threads:
-            # Two stages on two threads: parsing and template mining (Python) overlap with the
-            # store's commit of the previous batch (SQLite, which releases the GIL).
+            # Three stages on three threads: parsing, template mining (waiting on the miner's own
+            # process) and the store's commit (SQLite releases the GIL) overlap batch by batch.
             self._threads = [
                 threading.Thread(target=self._run_parse, name="loglens-parse", daemon=True),
+                threading.Thread(target=self._run_mine, name="loglens-mine", daemon=True),
                 threading.Thread(target=self._run_write, name="loglens-write", daemon=True),
             ]
             for t in self._threads:
@@ -108,6 +117,8 @@ class Pipeline:
             for t in self._threads:
                 t.join()
             self._threads = []
+        if isinstance(self.miner, MinerProcess):
+            self.miner.close()
 
     def __enter__(self) -> Pipeline:
         return self.start()
@@ -162,7 +173,7 @@ class Pipeline:
         while True:
             first = self._queue.get()
             if first is None:
-                self._parsed.put(None)
+                self._unmined.put(None)
                 return
             batch = [first]
             size = len(first.items)
@@ -181,17 +192,31 @@ class Pipeline:
                 records: list[LogRecord] = []
                 for sub in batch:
                     records.extend(self.parse(sub))
-                template_ids = self.miner.add_many([r.message for r in records], [r.timestamp for r in records])
-                for rec, tid in zip(records, template_ids, strict=True):
-                    rec.template_id = tid
-                self._parsed.put(_Parsed(batch, size, records, self.miner.drain_changes(),
-                                         self.miner.drain_merges()))
+                self._unmined.put(_Parsed(batch, size, records, [], []))
             except BaseException as exc:
                 log.exception("parsing failed")
                 self._fail(batch, size, exc)
             if stop:
+                self._unmined.put(None)
+                return
+
+    def _run_mine(self) -> None:
+        while True:
+            parsed = self._unmined.get()
+            if parsed is None:
                 self._parsed.put(None)
                 return
+            try:
+                records = parsed.records
+                template_ids = self.miner.add_many([r.message for r in records], [r.timestamp for r in records])
+                for rec, tid in zip(records, template_ids, strict=True):
+                    rec.template_id = tid
+                parsed.templates = self.miner.drain_changes()
+                parsed.merges = self.miner.drain_merges()
+                self._parsed.put(parsed)
+            except BaseException as exc:
+                log.exception("template mining failed")
+                self._fail(parsed.batch, parsed.size, exc)
 
     def _fail(self, batch: list[Submission], size: int, exc: BaseException) -> None:
         for sub in batch:
