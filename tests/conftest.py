@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -127,3 +128,17 @@ def search_all(server: Server, q: str) -> list[dict[str, Any]]:
         cursor = body.get("next_cursor")
         if not cursor or not body["records"]:
             return out
+
+
+def gate_writes(store: Any, timeout: float = 20) -> threading.Event:
+    """Hold every write of ``store`` until the returned event is set (or ``timeout``), so that a
+    test can fill the write queue and watch backpressure."""
+    gate = threading.Event()
+    real_write = store.write
+
+    def gated_write(*args: object, **kwargs: object) -> None:
+        gate.wait(timeout)
+        real_write(*args, **kwargs)
+
+    store.write = gated_write
+    return gate

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from loglens.config import Settings
 from loglens.ingest.forward import ForwardError, decode_stream, to_items
 from loglens.parse import record_from_json
 from loglens.server import create_app
-from tests.conftest import Server, count, free_port, search, start_server, stop_server, wait_count
+from tests.conftest import Server, count, free_port, gate_writes, search, start_server, stop_server, wait_count
 
 
 @pytest.fixture(scope="module")
@@ -303,14 +302,7 @@ def test_backpressure_waits_and_acks_after_commit(tmp_path: Path) -> None:
     with TestClient(app) as client:
         runtime = app.state.runtime
         (receiver,) = runtime.receivers
-        gate = threading.Event()
-        real_write = runtime.store.write
-
-        def slow_write(*args: object, **kwargs: object) -> None:
-            gate.wait(20)
-            real_write(*args, **kwargs)
-
-        runtime.store.write = slow_write
+        gate = gate_writes(runtime.store, timeout=20)
         c = Client(port)
         try:
             for i in range(4):

@@ -20,6 +20,7 @@ from loglens.pipeline import Pipeline
 from loglens.query.planning import plan_query
 from loglens.server import create_app
 from loglens.store import TimeRange, open_store
+from tests.conftest import gate_writes
 
 
 @pytest.fixture
@@ -27,14 +28,7 @@ def gated(tmp_path: Path) -> Iterator[tuple[TestClient, threading.Event]]:
     app = create_app(Settings(data=str(tmp_path / "d"), max_queued=5))
     with TestClient(app) as client:
         runtime = app.state.runtime
-        gate = threading.Event()
-        real_write = runtime.store.write
-
-        def slow_write(*args: object, **kwargs: object) -> None:
-            gate.wait(10)
-            real_write(*args, **kwargs)
-
-        runtime.store.write = slow_write
+        gate = gate_writes(runtime.store, timeout=10)
         yield client, gate
         gate.set()
 

@@ -9,7 +9,6 @@ import logging.handlers
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from loglens.config import Settings
 from loglens.ingest.syslog import Framer, FramingError, SyslogError, parse_message
 from loglens.parse import record_from_json
 from loglens.server import create_app
-from tests.conftest import Server, count, free_port, search, start_server, stop_server, wait_count
+from tests.conftest import Server, count, free_port, gate_writes, search, start_server, stop_server, wait_count
 
 
 @pytest.fixture(scope="module")
@@ -225,14 +224,7 @@ def test_backpressure_udp_drops_are_counted_tcp_waits(tmp_path: Path) -> None:
     with TestClient(app) as client:
         runtime = app.state.runtime
         (receiver,) = runtime.receivers
-        gate = threading.Event()
-        real_write = runtime.store.write
-
-        def slow_write(*args: object, **kwargs: object) -> None:
-            gate.wait(20)
-            real_write(*args, **kwargs)
-
-        runtime.store.write = slow_write
+        gate = gate_writes(runtime.store, timeout=20)
         tcp = socket.create_connection(("127.0.0.1", port))
         tcp.sendall(b"".join(b"<13>bp: tcp %d\n" % i for i in range(5)))
         deadline = time.monotonic() + 5

@@ -9,20 +9,14 @@ from fastapi.testclient import TestClient
 
 from loglens.config import Settings
 from loglens.server import create_app
+from tests.conftest import gate_writes
 
 
 def test_full_queue_answers_429_with_retry_after(tmp_path: Path) -> None:
     app = create_app(Settings(data=str(tmp_path / "d"), max_queued=5))
     with TestClient(app) as client:
         runtime = app.state.runtime
-        gate = threading.Event()
-        real_write = runtime.store.write
-
-        def slow_write(*args: object, **kwargs: object) -> None:
-            gate.wait(10)
-            real_write(*args, **kwargs)
-
-        runtime.store.write = slow_write
+        gate = gate_writes(runtime.store, timeout=10)
         first: dict[str, int] = {}
         t = threading.Thread(target=lambda: first.update(
             status=client.post("/api/v1/logs", content=b"a\nb\nc\nd\n").status_code))
