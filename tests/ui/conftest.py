@@ -112,18 +112,23 @@ class Page:
         return self.page
 
 
-@pytest.fixture
-def tab(browser: Any, ui_server: Server) -> Iterator[Page]:
+def open_tab(browser: Any, server: Server) -> Iterator[Page]:
+    """A fresh browser context on ``server``; afterwards, no dialog may have fired and no script failed."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
-    wrapped = Page(page, ui_server.url)
+    wrapped = Page(page, server.url)
     try:
         yield wrapped
     finally:
         context.close()
     assert not wrapped.dialogs, f"a dialog fired: {wrapped.dialogs}"
     assert not wrapped.errors, f"script errors: {wrapped.errors}"
+
+
+@pytest.fixture
+def tab(browser: Any, ui_server: Server) -> Iterator[Page]:
+    yield from open_tab(browser, ui_server)
 
 
 def screenshot(page: Any, name: str) -> None:
@@ -165,13 +170,4 @@ def ai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def ai_tab(browser: Any, ai_server: Server) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    wrapped = Page(page, ai_server.url)
-    try:
-        yield wrapped
-    finally:
-        context.close()
-    assert not wrapped.dialogs, f"a dialog fired: {wrapped.dialogs}"
-    assert not wrapped.errors, f"script errors: {wrapped.errors}"
+    yield from open_tab(browser, ai_server)
