@@ -288,14 +288,15 @@ def _log_tail(path: str) -> str:
 
 
 @contextlib.contextmanager
-def serve(loglens: str, data: str, log_path: str,
+def serve(loglens: str, data: str, log_path: str, args: list[str] | None = None,
           ready_timeout: float = 120.0) -> Iterator[tuple[Child, str]]:
-    """Start ``loglens serve`` on a free port; yield (child, base URL); stop it at the end."""
+    """Start ``loglens serve`` (with extra flags ``args``) on a free port; yield (child, base URL);
+    stop it at the end."""
     import httpx
 
     port = free_port()
     log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
-    child = Child([loglens, "serve", "--data", data, "--host", "127.0.0.1", "--port", str(port)],
+    child = Child([loglens, "serve", "--data", data, "--host", "127.0.0.1", "--port", str(port), *(args or [])],
                   stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

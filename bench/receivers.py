@@ -28,10 +28,8 @@ server's (kernel high-water mark, VmHWM, polled).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     BenchError,
-    Child,
     die,
     find_loglens,
     fmt_int,
@@ -54,7 +51,7 @@ from _common import (
     free_port,
     machine_note,
     markdown_table,
-    tail,
+    serve,
 )
 from gen_logs import iter_chunks
 
@@ -81,41 +78,6 @@ class Result:
 
 # --------------------------------------------------------------------------------------------------
 # The server
-
-
-@contextlib.contextmanager
-def serve(loglens: str, data: str, log_path: str, args: list[str],
-          ready_timeout: float = 120.0) -> Iterator[tuple[Child, str]]:
-    """``loglens serve`` with extra flags on a free port; yields (child, base URL)."""
-    import httpx
-
-    port = free_port()
-    log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
-    child = Child([loglens, "serve", "--data", data, "--host", "127.0.0.1", "--port", str(port), *args],
-                  stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        child.start()
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if not child.alive:
-                log.flush()
-                child.wait()
-                raise BenchError(f"`loglens serve` exited with {child.returncode}; its log:\n"
-                                 f"{tail(Path(log_path).read_text(errors='replace'), 15)}")
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError(f"`loglens serve` was not ready after {ready_timeout:.0f}s")
-            time.sleep(0.1)
-        yield child, base
-    finally:
-        if child.returncode is None and hasattr(child, "proc"):
-            child.stop()
-        log.close()
 
 
 def count(base: str) -> int:
