@@ -22,6 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from loglens.gc_tuning import tune_gc
 from loglens.model import LogRecord, Template
 from loglens.parse import parse_line, record_from_json
 from loglens.patterns.miner import TemplateMiner
@@ -99,6 +100,7 @@ class Pipeline:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Pipeline:
         if not self._threads:
+            tune_gc()
             # Three stages on three threads: parsing, template mining (waiting on the miner's own
             # process) and the store's commit (SQLite releases the GIL) overlap batch by batch.
             self._threads = [

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterable
 from typing import IO, Any
 
+from loglens.gc_tuning import tune_gc
 from loglens.model import Template
 from loglens.patterns.miner import TemplateMiner
 
@@ -50,6 +51,7 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
     templates, max_templates = _receive(inp)
     miner = TemplateMiner(max_templates=max_templates)
     miner.load(templates)
+    tune_gc()
     while True:
         try:
             request = _receive(inp)
