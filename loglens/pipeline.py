@@ -2,9 +2,10 @@
 
 Receivers turn bytes into raw items (a text record, already joined across continuation lines, a
 decoded JSON object, or a :class:`LogRecord` a receiver built itself from a structured wire format
-such as OTLP, taken as it is) and ``submit`` them. One worker thread drains the queue, merging small
-submissions into batches, parses them, assigns templates, writes and commits, and only then
-resolves each submission's future: what a receiver acknowledges is durable.
+such as OTLP, taken as it is) and ``submit`` them. Submissions are merged into batches; each batch is parsed and given
+its templates by the worker (:mod:`loglens.worker`, a process of its own by default), then written
+and committed, and only then is each submission's future resolved: what a receiver acknowledges is
+durable.
 
 A full queue refuses new work (``QueueFullError``) instead of growing memory without bound;
 HTTP turns that into 429, file readers wait.
@@ -24,20 +25,12 @@ from typing import Any
 
 from loglens.gc_tuning import tune_gc
 from loglens.model import LogRecord, Template
-from loglens.parse import parse_line, record_from_json
-from loglens.patterns.miner import TemplateMiner
-from loglens.patterns.process import MinerProcess
 from loglens.store.base import Store
+from loglens.worker import Job, RawItem, Worker, WorkerProcess
 
 log = logging.getLogger(__name__)
 
-RawItem = str | dict[str, Any] | LogRecord
 Subscriber = Callable[[list[LogRecord]], None]
-
-
-#: Record times accepted as given: 1970 to 2200. Others are replaced by the arrival time.
-EARLIEST_NS = 0
-LATEST_NS = 7_258_118_400 * 1_000_000_000
 
 
 class QueueFullError(RuntimeError):
@@ -58,9 +51,11 @@ class Submission:
 class _Parsed:
     batch: list[Submission]
     size: int
-    records: list[LogRecord]
-    templates: list[Template]
-    merges: list[tuple[int, int]]
+    records: list[LogRecord] = field(default_factory=list)
+    templates: list[Template] = field(default_factory=list)
+    merges: list[tuple[int, int]] = field(default_factory=list)
+    #: Why the batch could not be handed to the worker, if it could not.
+    error: BaseException | None = None
 
 
 @dataclass(slots=True)
@@ -72,15 +67,16 @@ class PipelineStats:
 
 
 class Pipeline:
-    def __init__(self, store: Store, *, miner: TemplateMiner | MinerProcess | None = None,
+    def __init__(self, store: Store, *, worker: Worker | WorkerProcess | None = None,
                  max_queued: int = 200_000, batch_records: int = 10_000) -> None:
         self.store = store
-        if miner is None:
-            # By default the miner gets a process (and so a core) of its own; LOGLENS_MINER_PROCESS=0
-            # keeps it in this process.
-            miner = MinerProcess() if os.environ.get("LOGLENS_MINER_PROCESS", "1") != "0" else TemplateMiner()
-        self.miner = miner
-        self.miner.load(store.load_templates())
+        if worker is None:
+            # By default parsing and mining get a process (and so a core) of their own;
+            # LOGLENS_WORKER_PROCESS=0 keeps them in this process.
+            in_process = os.environ.get("LOGLENS_WORKER_PROCESS", "1") == "0"
+            worker = Worker() if in_process else WorkerProcess()
+        self.worker = worker
+        self.worker.load(store.load_templates())
         self.max_queued = max_queued
         self.batch_records = batch_records
         self.stats = PipelineStats()
@@ -91,9 +87,9 @@ class Pipeline:
         self._subscribers: list[Subscriber] = []
         #: Called with each batch's commit time in seconds (metrics).
         self.commit_observers: list[Callable[[float], None]] = []
-        #: Parsed batches waiting for templates, then for the writer; two each keep every stage busy
-        #: without hoarding memory.
-        self._unmined: queue.Queue[_Parsed | None] = queue.Queue(maxsize=2)
+        #: Batches sent to the worker, then parsed batches waiting for the writer; two each keep
+        #: every stage busy without hoarding memory.
+        self._sent: queue.Queue[_Parsed | None] = queue.Queue(maxsize=2)
         self._parsed: queue.Queue[_Parsed | None] = queue.Queue(maxsize=2)
         self._threads: list[threading.Thread] = []
 
@@ -101,11 +97,11 @@ class Pipeline:
     def start(self) -> Pipeline:
         if not self._threads:
             tune_gc()
-            # Three stages on three threads: parsing, template mining (waiting on the miner's own
-            # process) and the store's commit (SQLite releases the GIL) overlap batch by batch.
+            # Three threads: one sends batches to the worker, one takes its answers, one writes
+            # (SQLite releases the GIL); the worker parses and mines meanwhile.
             self._threads = [
-                threading.Thread(target=self._run_parse, name="loglens-parse", daemon=True),
-                threading.Thread(target=self._run_mine, name="loglens-mine", daemon=True),
+                threading.Thread(target=self._run_send, name="loglens-send", daemon=True),
+                threading.Thread(target=self._run_receive, name="loglens-receive", daemon=True),
                 threading.Thread(target=self._run_write, name="loglens-write", daemon=True),
             ]
             for t in self._threads:
@@ -119,8 +115,7 @@ class Pipeline:
             for t in self._threads:
                 t.join()
             self._threads = []
-        if isinstance(self.miner, MinerProcess):
-            self.miner.close()
+        self.worker.close()
 
     def __enter__(self) -> Pipeline:
         return self.start()
@@ -171,11 +166,11 @@ class Pipeline:
             self._queued -= n
             self._space.notify_all()
 
-    def _run_parse(self) -> None:
+    def _run_send(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
-                self._unmined.put(None)
+                self._sent.put(None)
                 return
             batch = [first]
             size = len(first.items)
@@ -190,35 +185,32 @@ class Pipeline:
                     break
                 batch.append(nxt)
                 size += len(nxt.items)
+            jobs: list[Job] = [(sub.items, sub.service, sub.host, sub.source, sub.received_ns) for sub in batch]
+            sent = _Parsed(batch, size)
             try:
-                records: list[LogRecord] = []
-                for sub in batch:
-                    records.extend(self.parse(sub))
-                self._unmined.put(_Parsed(batch, size, records, [], []))
+                self.worker.send(jobs)
             except BaseException as exc:
-                log.exception("parsing failed")
-                self._fail(batch, size, exc)
+                sent.error = exc
+            self._sent.put(sent)
             if stop:
-                self._unmined.put(None)
+                self._sent.put(None)
                 return
 
-    def _run_mine(self) -> None:
+    def _run_receive(self) -> None:
         while True:
-            parsed = self._unmined.get()
+            parsed = self._sent.get()
             if parsed is None:
                 self._parsed.put(None)
                 return
             try:
-                records = parsed.records
-                template_ids = self.miner.add_many([r.message for r in records], [r.timestamp for r in records])
-                for rec, tid in zip(records, template_ids, strict=True):
-                    rec.template_id = tid
-                parsed.templates = self.miner.drain_changes()
-                parsed.merges = self.miner.drain_merges()
-                self._parsed.put(parsed)
+                if parsed.error is not None:
+                    raise parsed.error
+                parsed.records, parsed.templates, parsed.merges = self.worker.receive()
             except BaseException as exc:
-                log.exception("template mining failed")
+                log.exception("parsing or template mining failed")
                 self._fail(parsed.batch, parsed.size, exc)
+                continue
+            self._parsed.put(parsed)
 
     def _fail(self, batch: list[Submission], size: int, exc: BaseException) -> None:
         for sub in batch:
@@ -252,27 +244,3 @@ class Pipeline:
                     callback(parsed.records)
                 except Exception:  # a broken subscriber must not stop ingest
                     log.exception("subscriber failed")
-
-    @staticmethod
-    def parse(sub: Submission) -> list[LogRecord]:
-        out = []
-        for item in sub.items:
-            if isinstance(item, dict):
-                out.append(record_from_json(item, received_ns=sub.received_ns, service=sub.service,
-                                            host=sub.host, source=sub.source))
-            elif isinstance(item, LogRecord):  # already parsed by its receiver: only templates remain
-                if not item.source:
-                    item.source = sub.source
-                out.append(item)
-            else:
-                out.append(parse_line(item, received_ns=sub.received_ns, service=sub.service,
-                                      host=sub.host, source=sub.source))
-        for rec in out:
-            if not EARLIEST_NS <= rec.timestamp <= LATEST_NS:
-                # A time the store cannot order (a bogus epoch, year 9999) must not fail the batch
-                # for every sender in it: keep the record at its arrival time, like an unparsed one.
-                rec.attributes.setdefault("timestamp_original", str(rec.timestamp))
-                rec.timestamp = sub.received_ns
-            if not EARLIEST_NS <= rec.observed_at <= LATEST_NS:
-                rec.observed_at = sub.received_ns
-        return out

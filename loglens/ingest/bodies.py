@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,16 +99,14 @@ def decode_json(text: str) -> DecodedBody:
     return decoded
 
 
-def join_text_lines(lines: Iterable[str]) -> Iterator[str]:
+def join_text_lines(lines: Iterable[str]) -> list[str]:
     """Plain-text lines to records: continuation lines (stack traces) join the line before."""
     joiner = MultilineJoiner()
-    for line in lines:
-        yield from joiner.feed(line)
-    yield from joiner.flush()
+    return joiner.feed_many(lines) + joiner.flush()
 
 
 def decode_text(text: str) -> DecodedBody:
-    return DecodedBody(items=list(join_text_lines(text.split("\n"))))
+    return DecodedBody(items=[*join_text_lines(text.split("\n"))])
 
 
 def decode_body(body: bytes, *, content_type: str = "", content_encoding: str = "",

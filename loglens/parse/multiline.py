@@ -22,6 +22,7 @@ record, so memory stays bounded.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 __all__ = ["MAX_RECORD_CHARS", "MAX_RECORD_LINES", "MultilineJoiner", "is_continuation"]
 
@@ -32,6 +33,9 @@ _MORE = re.compile(r"\.\.\. ?\d+ (?:more|common frames omitted)")
 _JAVA_EXCEPTION = re.compile(r"(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable)(?::|\s*$)")
 _PY_EXCEPTION_END = re.compile(r"[A-Za-z_][\w.]*(?::|$)")
 _TRACEBACK = "Traceback (most recent call last):"
+#: First characters of the lines that may continue a record or open a traceback; other lines
+#: starting with a capital, a digit or punctuation start a record.
+_MAY_CONTINUE = frozenset(" \taCS.T")
 _CHAIN = (
     "During handling of the above exception, another exception occurred:",
     "The above exception was the direct cause of the following exception:",
@@ -107,6 +111,26 @@ class MultilineJoiner:
         done = "\n".join(lines)
         self._start(line)
         return [done]
+
+    def feed_many(self, lines: Iterable[str]) -> list[str]:
+        """:meth:`feed` for many lines at once (the same records), faster: a line that plainly starts
+        a record (a digit, capital or punctuation first, not one that may continue or open a
+        traceback) takes a short path."""
+        out: list[str] = []
+        feed = self.feed
+        for line in lines:
+            c = line[:1]
+            if c and c not in _MAY_CONTINUE and not ("a" <= c <= "z") and line[-1] != "\r" and line[-1] != "\n" \
+                    and self._tb == _TB_NONE:
+                pending = self._lines
+                if pending:
+                    out.append(pending[0] if len(pending) == 1 else "\n".join(pending))
+                self._lines = [line]
+                self._chars = len(line)
+                self._blanks = 0
+            else:
+                out.extend(feed(line))
+        return out
 
     def flush(self) -> list[str]:
         """Return the pending record, if any, and reset."""

@@ -101,7 +101,8 @@ def test_pipeline_takes_records_built_by_a_receiver(tmp_path: Path) -> None:
         with Pipeline(store) as pipeline:
             assert pipeline.write([rec, "plain text line", {"msg": "json item"}], source="test") == 3
         assert store.count(plan_query(""), TimeRange()) == 3
-        assert rec.template_id != 0 and rec.source == "test"  # templates assigned, source filled in
-        assert store.count(plan_query("service:auth"), TimeRange()) == 1
+        [stored] = store.search(plan_query("service:auth"), TimeRange(), 10).records
+        assert stored.message == rec.message and stored.attributes == {"span_id": "ab"}
+        assert stored.template_id != 0 and stored.source == "test"  # templates assigned, source filled in
     finally:
         store.close()

@@ -146,3 +146,16 @@ def test_type_error() -> None:
 def test_joiner_keeps_every_nonblank_line(lines: list[str]) -> None:
     out = feed_all(lines)
     assert [x for x in "\n".join(out).split("\n") if x] == [x for x in lines if x]
+
+
+@given(st.lists(st.sampled_from(["x", "2024-01-15 ERROR boom", "\tat y", "Caused by: z", "", "... 3 more",
+                                  "Traceback (most recent call last):", "  File", "E: e", "ValueError: v",
+                                  "java.lang.Error: q", "During handling of the above exception, another "
+                                  "exception occurred:", "Done\r", "[main] ok", "日本 ok"]), max_size=40),
+       st.integers(min_value=1, max_value=7))  # fmt: skip
+def test_feed_many_gives_the_records_feed_gives(lines: list[str], chunk: int) -> None:
+    one = MultilineJoiner()
+    expected = [r for line in lines for r in one.feed(line)] + one.flush()
+    many = MultilineJoiner()
+    got = [r for i in range(0, len(lines), chunk) for r in many.feed_many(lines[i:i + chunk])] + many.flush()
+    assert got == expected

@@ -105,6 +105,10 @@ def id_range(time: TimeRange) -> tuple[int, int]:
 
 
 def _searchable_attribute_text(attributes: dict[str, Any]) -> str:
+    try:
+        return " ".join(attributes.values())  # the usual case: every value is a string
+    except TypeError:
+        pass
     parts: list[str] = []
     for value in attributes.values():
         if isinstance(value, str):
@@ -250,7 +254,7 @@ class EmbeddedStore(Store):
                     "SELECT max(id) FROM records WHERE id BETWEEN ? AND ?", (base, base | SEQ_MASK)
                 ).fetchone()[0]
                 seq = 0 if top is None else (top & SEQ_MASK) + 1
-        if seq > SEQ_MASK:  # over a million records in one millisecond: borrow the next one
+        if seq > SEQ_MASK:  # more records in one millisecond than ids: borrow the next one
             return self._allocate_id(conn, day, ms + 1)
         self._next_seq[ms] = seq + 1
         return (ms << SEQ_BITS) | seq
@@ -263,26 +267,23 @@ class EmbeddedStore(Store):
             self._write(records, list(templates), list(merges))
 
     def _write(self, records: list[LogRecord], templates: list[Template], merges: list[tuple[int, int]]) -> None:
+        if not records and not templates and not merges:
+            return
         catalog = self.catalog
+        # Per-record work is done column by column in comprehensions (C loops), not in one
+        # Python loop that builds each row: this is the hottest Python code of ingest.
+        keys = list(zip([r.service for r in records], [r.host for r in records], [r.source for r in records],
+                        strict=True))
         keywords: dict[tuple[str, str, str], _Keywords] = {}
-        by_day: dict[int, list[tuple[LogRecord, _Keywords]]] = {}
-        attribute_names: set[str] = set()
         catalog.begin()
         try:
-            for rec in records:
-                key = (rec.service, rec.host, rec.source)
-                ids = keywords.get(key)
-                if ids is None:
-                    sid, hid, rid = (catalog.intern("service", key[0]), catalog.intern("host", key[1]),
-                                     catalog.intern("source", key[2]))
-                    ids = keywords[key] = (sid, hid, rid, f" {key[0]} {key[1]} __s{sid} __h{hid} __r{rid}")
-                day = rec.timestamp // DAY_NS
-                day_list = by_day.get(day)
-                if day_list is None:
-                    day_list = by_day[day] = []
-                day_list.append((rec, ids))
-                if rec.attributes:
-                    attribute_names.update(rec.attributes)
+            for key in set(keys):
+                sid, hid, rid = (catalog.intern("service", key[0]), catalog.intern("host", key[1]),
+                                 catalog.intern("source", key[2]))
+                keywords[key] = (sid, hid, rid, f" {key[0]} {key[1]} __s{sid} __h{hid} __r{rid}")
+            attribute_names: set[str] = set()
+            for attrs in [r.attributes for r in records if r.attributes]:
+                attribute_names.update(attrs)
             catalog.learn_attributes(attribute_names)
             catalog.save_templates(templates)
             catalog.save_merges(merges)
@@ -292,51 +293,69 @@ class EmbeddedStore(Store):
             raise
         if len(self._next_seq) > 100_000:  # bounded; the database answers for older milliseconds
             self._next_seq.clear()
-        for day, day_records in sorted(by_day.items()):
-            self._write_shard(day, day_records)
+        record_keywords = [keywords[k] for k in keys]
+        days = [r.timestamp // DAY_NS for r in records]
+        if not days:
+            return
+        if days.count(days[0]) == len(days):  # the usual case: the batch is within one day
+            self._write_shard(days[0], records, record_keywords)
+            return
+        by_day: dict[int, tuple[list[LogRecord], list[_Keywords]]] = {}
+        for day, rec, kw in zip(days, records, record_keywords, strict=True):
+            day_records, day_keywords = by_day.setdefault(day, ([], []))
+            day_records.append(rec)
+            day_keywords.append(kw)
+        for day, (day_records, day_keywords) in sorted(by_day.items()):
+            self._write_shard(day, day_records, day_keywords)
 
-    def _write_shard(self, day: int, records: list[tuple[LogRecord, _Keywords]]) -> None:
+    def _allocate_ids(self, conn: _Conn, day: int, milliseconds: list[int]) -> list[int]:
+        """Ids for records of these milliseconds (see :data:`SEQ_BITS`), in order."""
+        next_seq = self._next_seq
+        get = next_seq.get
+        shard_max = self._shard_max[day]
+        ids: list[int] = []
+        append = ids.append
+        for ms in milliseconds:
+            seq = get(ms)
+            if seq is None and (ms << SEQ_BITS) > shard_max:
+                seq = 0  # a millisecond this shard has no record of yet
+            elif seq is None or seq > SEQ_MASK:
+                append(self._allocate_id(conn, day, ms))
+                continue
+            next_seq[ms] = seq + 1
+            append((ms << SEQ_BITS) | seq)
+        return ids
+
+    def _write_shard(self, day: int, records: list[LogRecord], keywords: list[_Keywords]) -> None:
         conn = self._writer(day)
         codec = conn.writer_codec
         dumps = orjson.dumps
-        payloads = [dumps([rec.header, rec.message, rec.attributes or None]) for rec, _ in records]
-        rows = []
-        bodies = []
-        next_seq = self._next_seq
-        shard_max = self._shard_max[day]
+        payloads = [dumps([r.header, r.message, r.attributes or None]) for r in records]
+        timestamps = [r.timestamp for r in records]
+        levels = [int(r.level) for r in records]
+        template_ids = [r.template_id for r in records]
+        service_ids = [k[0] for k in keywords]
         conn.execute("BEGIN IMMEDIATE")
         try:
             codec.prepare(conn, payloads)
-            for (rec, (service, host, source, tokens)), body in zip(records, codec.encode_many(payloads),
-                                                                    strict=True):
-                ts = rec.timestamp
-                ms = ts // MS
-                seq = next_seq.get(ms)
-                if seq is None and (ms << SEQ_BITS) > shard_max:
-                    next_seq[ms] = 1
-                    rid = ms << SEQ_BITS
-                elif seq is not None and seq <= SEQ_MASK:
-                    next_seq[ms] = seq + 1
-                    rid = (ms << SEQ_BITS) | seq
-                else:
-                    rid = self._allocate_id(conn, day, ms)
-                if rid > shard_max:
-                    shard_max = rid
-                rec.id = rid
-                level = int(rec.level)
-                attrs = rec.attributes
-                rows.append((
-                    rid, ts - (rid >> SEQ_BITS) * MS, rec.observed_at - ts, level,
-                    service, host, source, rec.template_id, rec.trace_id or None, body,
-                ))
-                bodies.append((
-                    rid,
-                    f"{rec.header}{rec.message} {_searchable_attribute_text(attrs) if attrs else ''}"
-                    f"{tokens} {rec.trace_id} __l{level} __t{rec.template_id}",
-                ))
+            ids = self._allocate_ids(conn, day, [ts // MS for ts in timestamps])
+            rows = zip(
+                ids,
+                [ts - (rid >> SEQ_BITS) * MS for ts, rid in zip(timestamps, ids, strict=True)],
+                [r.observed_at - ts for r, ts in zip(records, timestamps, strict=True)],
+                levels, service_ids, [k[1] for k in keywords], [k[2] for k in keywords], template_ids,
+                [r.trace_id or None for r in records],
+                codec.encode_many(payloads),
+                strict=True,
+            )
             conn.executemany(f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-            conn.executemany("INSERT INTO fts (rowid, body) VALUES (?, ?)", bodies)
-            self._update_rollups(conn, rows)
+            texts = [
+                f"{r.header}{r.message} {_searchable_attribute_text(r.attributes) if r.attributes else ''}"
+                f"{k[3]} {r.trace_id} __l{level} __t{template}"
+                for r, k, level, template in zip(records, keywords, levels, template_ids, strict=True)
+            ]
+            conn.executemany("INSERT INTO fts (rowid, body) VALUES (?, ?)", zip(ids, texts, strict=True))
+            self._update_rollups(conn, ids, template_ids, service_ids, levels)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -344,14 +363,17 @@ class EmbeddedStore(Store):
             self._writers.pop(day, None)  # reload the codec and id bounds from disk
             conn.close()
             raise
-        self._shard_max[day] = shard_max
+        for rec, rid in zip(records, ids, strict=True):
+            rec.id = rid
+        self._shard_max[day] = max(self._shard_max[day], max(ids))
 
     @staticmethod
-    def _update_rollups(conn: _Conn, rows: list[tuple[Any, ...]]) -> None:
+    def _update_rollups(conn: _Conn, ids: list[int], template_ids: list[int], service_ids: list[int],
+                        levels: list[int]) -> None:
         """Add the batch to the per-minute and per-hour counts."""
         # Counter over a zip counts in C; the per-hour counts are sums of the per-minute ones.
-        fine = Counter(zip([(r[0] >> SEQ_BITS) // MINUTE_MS for r in rows], [r[7] for r in rows],
-                           [r[4] for r in rows], [r[3] for r in rows], strict=True))
+        fine = Counter(zip([(rid >> SEQ_BITS) // MINUTE_MS for rid in ids], template_ids, service_ids, levels,
+                           strict=True))
         minutes: Counter[tuple[int, int, int]] = Counter()
         hours: Counter[tuple[int, int, int, int]] = Counter()
         per_hour = HOUR_MS // MINUTE_MS

@@ -1,0 +1,80 @@
+"""The worker process parses and mines exactly as the in-process worker does."""
+
+from __future__ import annotations
+
+from loglens.model import Level, LogRecord
+from loglens.worker import Job, Worker, WorkerProcess
+
+MESSAGES = [f"connection from 10.0.0.{i % 7} closed after {i} ms" for i in range(50)] + \
+    [f"user u{i} logged in" for i in range(20)] + ["disk almost full"] * 3
+RECEIVED = 1_700_000_000_000_000_000
+
+
+def _jobs() -> list[Job]:
+    text = [f"2024-01-15T10:00:{i % 60:02d}Z ERROR {m}" for i, m in enumerate(MESSAGES)]
+    objects = [{"ts": 1_705_312_800 + i, "level": "warning", "msg": m, "user": {"id": i}}
+               for i, m in enumerate(MESSAGES[:10])]
+    built = [LogRecord(timestamp=RECEIVED, message="built by a receiver", level=Level.INFO)]
+    bogus = ['{"time": 99999999999999999, "message": "year 5000"}']
+    return [(list(text), "api", "h1", "http", RECEIVED), (list(objects), "", "", "", RECEIVED),
+            (list(built), "otel", "", "otlp", RECEIVED), (list(bogus), "", "", "", RECEIVED)]
+
+
+def test_same_records_templates_and_restart_as_in_process() -> None:
+    local = Worker()
+    local.load([])
+    remote = WorkerProcess()
+    remote.load([])
+    try:
+        local.send(_jobs())
+        remote.send(_jobs())
+        remote.send(_jobs())  # a second request may be sent before the first answer is read
+        records, changes, merges = remote.receive()
+        expected, expected_changes, expected_merges = local.receive()
+        assert records == expected
+        assert {t.id: t.text for t in changes} == {t.id: t.text for t in expected_changes}
+        assert merges == expected_merges
+        assert records[0].level is Level.ERROR and records[0].service == "api"
+        assert records[len(MESSAGES)].attributes == {"user.id": 0}
+        assert records[-2].source == "otlp"
+        assert records[-1].timestamp == RECEIVED  # out of range: the arrival time
+        again, _, _ = remote.receive()
+        assert [r.template_id for r in again] == [r.template_id for r in records]
+    finally:
+        remote.close()
+    # a new child loaded with the saved templates gives the same ids (a server restart)
+    restarted = WorkerProcess()
+    restarted.load(changes)
+    try:
+        restarted.send(_jobs()[:1])
+        assert [r.template_id for r in restarted.receive()[0]] == [r.template_id for r in records[:len(MESSAGES)]]
+    finally:
+        restarted.close()
+    restarted.close()  # closing twice is harmless
+
+
+def test_a_bad_item_fails_its_batch_and_the_worker_goes_on() -> None:
+    remote = WorkerProcess()
+    remote.load([])
+    try:
+        remote.send([([object()], "", "", "", RECEIVED)])  # type: ignore[list-item]
+        try:
+            remote.receive()
+        except RuntimeError as exc:
+            assert "ingest worker failed" in str(exc)
+        else:
+            raise AssertionError("expected the batch to fail")
+        remote.send(_jobs()[:1])
+        assert len(remote.receive()[0]) == len(MESSAGES)
+    finally:
+        remote.close()
+
+
+def test_the_child_ends_when_its_pipe_closes() -> None:
+    remote = WorkerProcess()
+    remote.load([])
+    proc = remote._proc
+    assert proc is not None and proc.stdin is not None
+    proc.stdin.close()  # as when the parent is killed
+    assert proc.wait(10) == 0
+    remote._proc = None
