@@ -167,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             decoded = await asyncio.to_thread(
                 decode_body, body, content_type=request.headers.get("content-type", ""),
                 content_encoding=request.headers.get("content-encoding", ""), max_bytes=limit,
+                json_as_text=grok_pattern is None,  # grok reads text lines: keep objects apart
             )
         except BodyError as exc:
             return _error(exc.status, str(exc))
