@@ -84,10 +84,6 @@ class Worker:
         self.miner = TemplateMiner(max_templates=max_templates)
         self._sent: deque[list[Job]] = deque()
 
-    @property
-    def evicted(self) -> int:
-        return self.miner.evicted
-
     def load(self, templates: Iterable[Template]) -> None:
         self.miner.load(templates)
 
@@ -125,9 +121,8 @@ def _read(stream: IO[bytes]) -> Any:
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> None:
     """The child's loop: a ``(templates, max_templates)`` start, then one answer per list of jobs:
-    ``("ok", rows, changes, merges, evicted)`` or ``("error", reason, [], [], evicted)``, where a
-    row is a record's fields as a tuple (much cheaper to pickle than the object). ``None`` or EOF
-    ends it."""
+    ``("ok", rows, changes, merges)`` or ``("error", reason, [], [])``, where a row is a record's
+    fields as a tuple (much cheaper to pickle than the object). ``None`` or EOF ends it."""
     templates, max_templates = _read(inp)
     miner = TemplateMiner(max_templates=max_templates)
     miner.load(templates)
@@ -145,9 +140,9 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
                  r.observed_at, r.source, r.template_id)
                 for r in _parse_and_mine(miner, jobs)
             ]
-            _write(out, ("ok", rows, miner.drain_changes(), miner.drain_merges(), miner.evicted))
+            _write(out, ("ok", rows, miner.drain_changes(), miner.drain_merges()))
         except Exception as exc:  # report it and keep serving
-            _write(out, ("error", repr(exc), [], [], miner.evicted))
+            _write(out, ("error", repr(exc), [], []))
 
 
 class WorkerProcess:
@@ -156,7 +151,6 @@ class WorkerProcess:
 
     def __init__(self, max_templates: int = 20_000) -> None:
         self.max_templates = max_templates
-        self.evicted = 0
         self._send_lock = threading.Lock()
         self._receive_lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -181,8 +175,7 @@ class WorkerProcess:
 
     def receive(self) -> Result:
         with self._receive_lock:
-            status, rows, changes, merges, evicted = _read(self._pipes()[1])
-        self.evicted = evicted
+            status, rows, changes, merges = _read(self._pipes()[1])
         if status != "ok":
             raise RuntimeError(f"ingest worker failed: {rows}")
         levels = _LEVELS
