@@ -232,10 +232,8 @@ class _Loader:
                 self.lines += len(lines)
                 batch.extend(joiner.feed_many(lines))
                 while len(batch) >= self.batch_size:
-                    rest = batch[self.batch_size:]
-                    del batch[self.batch_size:]
-                    self._flush(batch, source, task)
-                    batch = rest
+                    self._flush(batch[:self.batch_size], source, task)
+                    del batch[:self.batch_size]
             batch.extend(joiner.flush())
             if batch:
                 self._flush(batch, source, task)

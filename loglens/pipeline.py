@@ -2,10 +2,10 @@
 
 Receivers turn bytes into raw items (a text record, already joined across continuation lines, a
 decoded JSON object, or a :class:`LogRecord` a receiver built itself from a structured wire format
-such as OTLP, taken as it is) and ``submit`` them. Submissions are merged into batches; each batch is parsed and given
-its templates by the worker (:mod:`loglens.worker`, a process of its own by default), then written
-and committed, and only then is each submission's future resolved: what a receiver acknowledges is
-durable.
+such as OTLP, taken as it is) and ``submit`` them. Submissions are merged into batches; each batch
+is parsed and given its templates by the worker (:mod:`loglens.worker`, a process of its own by
+default), then written and committed, and only then is each submission's future resolved: what a
+receiver acknowledges is durable.
 
 A full queue refuses new work (``QueueFullError``) instead of growing memory without bound;
 HTTP turns that into 429, file readers wait.
