@@ -144,8 +144,9 @@ def test_round_trip_of_arbitrary_text(query: str) -> None:
 _word = st.from_regex(r"[a-z0-9_][a-z0-9_.@-]{0,8}", fullmatch=True).filter(lambda w: not w.endswith("*"))
 _path = st.from_regex(r"/[a-z0-9]{1,5}/[a-z0-9/]{1,5}", fullmatch=True)
 _field = st.sampled_from(["level", "service", "http.status", "@timestamp", "_x", "k8s.pod-name", "AND"])
+# ``field://x`` reads as one word (a URL), so a value starting with ``//`` has no bare spelling.
 _value = st.from_regex(r"[a-zA-Z0-9_.:/@-]{1,10}", fullmatch=True).filter(
-    lambda v: not v.endswith("*") and v[0] not in "<>"
+    lambda v: not v.endswith("*") and v[0] not in "<>" and not v.startswith("//")
 )
 _number = st.floats(allow_nan=False, width=64) | st.integers(-10**6, 10**6).map(float)
 # Patterns as the parser returns them: ``\/`` already unescaped, double quotes escaped.
