@@ -56,6 +56,8 @@ class _Parsed:
     merges: list[tuple[int, int]] = field(default_factory=list)
     #: Why the batch could not be handed to the worker, if it could not.
     error: BaseException | None = None
+    #: Where it was sent (the worker process that will answer).
+    sent_to: object = None
 
 
 @dataclass(slots=True)
@@ -76,7 +78,7 @@ class Pipeline:
             in_process = os.environ.get("LOGLENS_WORKER_PROCESS", "1") == "0"
             worker = Worker() if in_process else WorkerProcess()
         self.worker = worker
-        self.worker.load(store.load_templates())
+        self.worker.load(store.load_templates(), reload=store.load_templates)
         self.max_queued = max_queued
         self.batch_records = batch_records
         self.stats = PipelineStats()
@@ -188,7 +190,7 @@ class Pipeline:
             jobs: list[Job] = [(sub.items, sub.service, sub.host, sub.source, sub.received_ns) for sub in batch]
             sent = _Parsed(batch, size)
             try:
-                self.worker.send(jobs)
+                sent.sent_to = self.worker.send(jobs)
             except BaseException as exc:
                 sent.error = exc
             self._sent.put(sent)
@@ -205,7 +207,7 @@ class Pipeline:
             try:
                 if parsed.error is not None:
                     raise parsed.error
-                parsed.records, parsed.templates, parsed.merges = self.worker.receive()
+                parsed.records, parsed.templates, parsed.merges = self.worker.receive(parsed.sent_to)
             except BaseException as exc:
                 log.exception("parsing or template mining failed")
                 self._fail(parsed.batch, parsed.size, exc)

@@ -15,13 +15,14 @@ a console script, ``python -m``, a test runner or a user's script. It ends when 
 from __future__ import annotations
 
 import contextlib
+import logging
 import pickle
 import struct
 import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from loglens.gc_tuning import tune_gc
@@ -41,6 +42,7 @@ LATEST_NS = 7_258_118_400 * 1_000_000_000
 
 _LEVELS = tuple(Level)
 _HEADER = struct.Struct("!Q")
+log = logging.getLogger(__name__)
 
 
 def parse_job(items: list[RawItem], service: str, host: str, source: str, received_ns: int) -> list[LogRecord]:
@@ -84,13 +86,15 @@ class Worker:
         self.miner = TemplateMiner(max_templates=max_templates)
         self._sent: deque[list[Job]] = deque()
 
-    def load(self, templates: Iterable[Template]) -> None:
+    def load(self, templates: Iterable[Template], *,
+             reload: Callable[[], Iterable[Template]] | None = None) -> None:
         self.miner.load(templates)
 
-    def send(self, jobs: list[Job]) -> None:
+    def send(self, jobs: list[Job]) -> object:
         self._sent.append(jobs)
+        return None
 
-    def receive(self) -> Result:
+    def receive(self, sent_to: object = None) -> Result:
         records = _parse_and_mine(self.miner, self._sent.popleft())
         return records, self.miner.drain_changes(), self.miner.drain_merges()
 
@@ -120,12 +124,13 @@ def _read(stream: IO[bytes]) -> Any:
 
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> None:
-    """The child's loop: a ``(templates, max_templates)`` start, then one answer per list of jobs:
-    ``("ok", rows, changes, merges)`` or ``("error", reason, [], [])``, where a row is a record's
-    fields as a tuple (much cheaper to pickle than the object). ``None`` or EOF ends it."""
-    templates, max_templates = _read(inp)
+    """The child's loop: a ``(templates, max_templates, next_id)`` start, then one answer per list
+    of jobs: ``("ok", rows, changes, merges)`` or ``("error", reason, [], [])``, where a row is a
+    record's fields as a tuple (much cheaper to pickle than the object). ``None`` or EOF ends it."""
+    templates, max_templates, next_id = _read(inp)
     miner = TemplateMiner(max_templates=max_templates)
     miner.load(templates)
+    miner.reserve_ids(next_id)
     tune_gc()
     while True:
         try:
@@ -147,35 +152,85 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
 
 class WorkerProcess:
     """A :class:`Worker` in a child process. Requests may be sent ahead of the answers (the pipe
-    holds them), so the child starts on the next batch while the parent takes the previous one."""
+    holds them), so the child starts on the next batch while the parent takes the previous one.
+
+    A child that died (killed, out of memory) fails the batches it held; the next ``send`` starts
+    a new one with the templates ``reload`` gives (those the store has saved), and template ids
+    above every id seen so far, so that ids from the old child still on their way to the store
+    are never given to other templates."""
 
     def __init__(self, max_templates: int = 20_000) -> None:
         self.max_templates = max_templates
         self._send_lock = threading.Lock()
         self._receive_lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._reload: Callable[[], Iterable[Template]] | None = None
+        self._next_id = 1
+        # Requests sent to each child (by pid) and not yet answered.
+        self._in_flight: dict[int, int] = {}
+        self._answered = threading.Condition()
+        #: Children started, the first included.
+        self.starts = 0
 
-    def load(self, templates: Iterable[Template]) -> None:
+    def load(self, templates: Iterable[Template], *,
+             reload: Callable[[], Iterable[Template]] | None = None) -> None:
         """Start the child with these templates (once, before the first batch)."""
-        self._proc = subprocess.Popen([sys.executable, "-m", "loglens.worker"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert self._proc.stdin is not None
-        _write(self._proc.stdin, (list(templates), self.max_templates))
+        self._reload = reload
+        self._start(templates)
 
-    def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
-        if self._proc is None:
-            self.load([])
+    def _start(self, templates: Iterable[Template]) -> subprocess.Popen[bytes]:
+        templates = list(templates)
+        self._next_id = max([self._next_id, *(t.id + 1 for t in templates)])
+        proc = subprocess.Popen([sys.executable, "-m", "loglens.worker"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert proc.stdin is not None
+        _write(proc.stdin, (templates, self.max_templates, self._next_id))
+        self._proc = proc
+        self.starts += 1
+        return proc
+
+    def _running(self) -> subprocess.Popen[bytes]:
         proc = self._proc
-        assert proc is not None and proc.stdin is not None and proc.stdout is not None
-        return proc.stdin, proc.stdout
+        if proc is None:
+            return self._start([])
+        if proc.poll() is None:
+            return proc
+        log.warning("the ingest worker process ended (exit code %s); starting a new one", proc.returncode)
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        # Answers the old child wrote before it died may hold new template ids: read them before
+        # choosing the new child's first id (or, if nobody reads them, leave room for them).
+        with self._answered:
+            if not self._answered.wait_for(lambda: not self._in_flight.get(proc.pid), timeout=10):
+                self._next_id += 1 << 20
+            self._in_flight.pop(proc.pid, None)
+        return self._start(self._reload() if self._reload is not None else [])
 
-    def send(self, jobs: list[Job]) -> None:
+    def send(self, jobs: list[Job]) -> object:
+        """Send a request; returns the child it went to, for ``receive``."""
         with self._send_lock:
-            _write(self._pipes()[0], jobs)
+            proc = self._running()
+            assert proc.stdin is not None
+            _write(proc.stdin, jobs)
+            with self._answered:
+                self._in_flight[proc.pid] = self._in_flight.get(proc.pid, 0) + 1
+            return proc
 
-    def receive(self) -> Result:
-        with self._receive_lock:
-            status, rows, changes, merges = _read(self._pipes()[1])
+    def receive(self, sent_to: object = None) -> Result:
+        """The answer to the oldest request sent to ``sent_to`` (by default the current child)."""
+        proc = sent_to if isinstance(sent_to, subprocess.Popen) else self._proc
+        if proc is None or proc.stdout is None:
+            raise RuntimeError("nothing was sent to the ingest worker")
+        try:
+            with self._receive_lock:
+                status, rows, changes, merges = _read(proc.stdout)
+            if changes:
+                self._next_id = max(self._next_id, max(t.id for t in changes) + 1)
+        finally:
+            with self._answered:
+                self._in_flight[proc.pid] = self._in_flight.get(proc.pid, 0) - 1
+                self._answered.notify_all()
         if status != "ok":
             raise RuntimeError(f"ingest worker failed: {rows}")
         levels = _LEVELS

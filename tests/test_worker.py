@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+from pathlib import Path
+
 from loglens.model import Level, LogRecord
+from loglens.pipeline import Pipeline
+from loglens.store.embedded.store import EmbeddedStore
 from loglens.worker import Job, Worker, WorkerProcess
 
 MESSAGES = [f"connection from 10.0.0.{i % 7} closed after {i} ms" for i in range(50)] + \
@@ -78,3 +85,27 @@ def test_the_child_ends_when_its_pipe_closes() -> None:
     proc.stdin.close()  # as when the parent is killed
     assert proc.wait(10) == 0
     remote._proc = None
+
+
+def test_a_dead_child_fails_its_batches_and_a_new_one_takes_over(tmp_path: Path) -> None:
+    """Killed mid-ingest (out of memory, by hand), the worker process is replaced on the next
+    batch: ingest goes on, and the new child's templates never reuse an id the old one gave."""
+    store = EmbeddedStore(tmp_path / "data", writable=True)
+    worker = WorkerProcess()
+    with Pipeline(store, worker=worker) as pipeline:
+        assert pipeline.write([f"2024-01-15T10:00:00Z INFO job {i} done" for i in range(5)]) == 5
+        old = worker._proc
+        assert old is not None
+        os.kill(old.pid, signal.SIGKILL)
+        old.wait()
+        # The batch that finds the child dead may fail (a 5xx or a retry for a client); the next
+        # ones are parsed by a new child.
+        with contextlib.suppress(EOFError, BrokenPipeError, OSError):
+            pipeline.write(["2024-01-15T10:00:01Z WARN lost with the old child"])
+        assert pipeline.write([f"2024-01-15T10:00:02Z ERROR disk {d} failed" for d in "abc"]) == 3
+        assert worker.starts == 2 and worker._proc is not old
+    templates = store.templates()
+    assert len({t.id for t in templates}) == len(templates)
+    texts = {t.text for t in templates}
+    assert "job <*> done" in texts and any(t.startswith("disk") for t in texts)
+    store.close()

@@ -350,6 +350,10 @@ class TemplateMiner:
         self._span_cache.clear()
         self._span_kept_cache.clear()
 
+    def reserve_ids(self, next_id: int) -> None:
+        """Give new templates ids from ``next_id`` on at least (ids used elsewhere stay unique)."""
+        self._next_id = max(self._next_id, next_id)
+
     # -- internals --------------------------------------------------------------------------
 
     def _span_place(self, line: str, shape: bytes, short: bytes) -> _Cluster:
