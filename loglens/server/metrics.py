@@ -108,7 +108,7 @@ class Metrics:
 
     def committed(self, records: list[LogRecord]) -> None:
         """Pipeline subscriber: count a committed batch by receiver and service."""
-        counts = Tally((r.source, r.service) for r in records)
+        counts = Tally(zip([r.source for r in records], [r.service for r in records], strict=True))
         for (source, service), n in counts.items():
             self.records_ingested.labels(RECEIVERS.get(source, OTHER), self.service_label(service)).inc(n)
 

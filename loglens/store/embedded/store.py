@@ -38,6 +38,7 @@ from loglens.store.base import (
     TimeRange,
     TopValue,
 )
+from loglens.store.embedded.checkpoint import WAL_LIMIT_BYTES, Checkpointer
 from loglens.store.embedded.codec import ShardReaderCodec, ShardWriterCodec
 from loglens.store.embedded.fts import FtsQuery, compile_fts, compile_rollup
 from loglens.store.embedded.meta import Catalog
@@ -104,20 +105,22 @@ def id_range(time: TimeRange) -> tuple[int, int]:
     return lo, hi
 
 
+_SCALARS = (int, float, bool)
+
+
 def _searchable_attribute_text(attributes: dict[str, Any]) -> str:
-    try:
-        return " ".join(attributes.values())  # the usual case: every value is a string
-    except TypeError:
-        pass
-    parts: list[str] = []
-    for value in attributes.values():
-        if isinstance(value, str):
-            parts.append(value)
-        elif isinstance(value, list):
-            parts.extend(str(v) for v in value)
-        elif value is not None:
-            parts.append(str(value))
-    return " ".join(parts)
+    # One comprehension for every record: trying a plain join first and catching the TypeError
+    # that numbers raise costs more than it saves.
+    return " ".join([v if type(v) is str else str(v) if type(v) in _SCALARS else _value_text(v)
+                     for v in attributes.values()])
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if type(value) is list:
+        return " ".join(map(str, value))
+    return str(value)
 
 
 #: Dictionary ids of (service, host, source) and their full-text tokens.
@@ -171,6 +174,7 @@ class EmbeddedStore(Store):
         self._next_seq: dict[int, int] = {}
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._checkpointer = Checkpointer()
 
     # ------------------------------------------------------------------ connections and shards
     def _shards(self) -> list[_Shard]:
@@ -215,6 +219,7 @@ class EmbeddedStore(Store):
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA cache_size=-65536")
             conn.execute("PRAGMA journal_size_limit=67108864")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint.py
             self._shard_max[day] = conn.execute("SELECT coalesce(max(id), -1) FROM records").fetchone()[0]
             conn.writer_codec = ShardWriterCodec(conn)
             if len(self._writers) >= 8:
@@ -366,6 +371,18 @@ class EmbeddedStore(Store):
         for rec, rid in zip(records, ids, strict=True):
             rec.id = rid
         self._shard_max[day] = max(self._shard_max[day], max(ids))
+        self._checkpoint(conn, day)
+
+    def _checkpoint(self, conn: _Conn, day: int) -> None:
+        path = self.dir / "shards" / f"{day:08d}.db"
+        try:
+            wal_bytes = os.path.getsize(f"{path}-wal")
+        except OSError:
+            return
+        if wal_bytes > WAL_LIMIT_BYTES:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        else:
+            self._checkpointer.request(path)
 
     @staticmethod
     def _update_rollups(conn: _Conn, ids: list[int], template_ids: list[int], service_ids: list[int],
@@ -698,6 +715,7 @@ class EmbeddedStore(Store):
         return removed
 
     def _forget(self, day: int) -> None:
+        self._checkpointer.forget(self.dir / "shards" / f"{day:08d}.db")
         conn = self._writers.pop(day, None)
         if conn is not None:
             conn.close()
@@ -710,6 +728,7 @@ class EmbeddedStore(Store):
         self.catalog.refresh()
 
     def close(self) -> None:
+        self._checkpointer.close()
         for conn in self._writers.values():
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.close()
