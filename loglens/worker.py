@@ -125,8 +125,9 @@ def _read(stream: IO[bytes]) -> Any:
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> None:
     """The child's loop: a ``(templates, max_templates, next_id)`` start, then one answer per list
-    of jobs: ``("ok", rows, changes, merges)`` or ``("error", reason, [], [])``, where a row is a
-    record's fields as a tuple (much cheaper to pickle than the object). ``None`` or EOF ends it."""
+    of jobs: ``("ok", columns, changes, merges)`` or ``("error", reason, [], [])``, where the columns
+    are lists of the records' fields in :class:`LogRecord`'s order (much cheaper to pickle than the
+    objects, and cheaper than a tuple per record). ``None`` or EOF ends it."""
     templates, max_templates, next_id = _read(inp)
     miner = TemplateMiner(max_templates=max_templates)
     miner.load(templates)
@@ -140,12 +141,14 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
         if jobs is None:
             return
         try:
-            rows = [
-                (r.timestamp, r.message, int(r.level), r.service, r.host, r.header, r.attributes, r.trace_id,
-                 r.observed_at, r.source, r.template_id)
-                for r in _parse_and_mine(miner, jobs)
-            ]
-            _write(out, ("ok", rows, miner.drain_changes(), miner.drain_merges()))
+            records = _parse_and_mine(miner, jobs)
+            columns = (
+                [r.timestamp for r in records], [r.message for r in records], [int(r.level) for r in records],
+                [r.service for r in records], [r.host for r in records], [r.header for r in records],
+                [r.attributes for r in records], [r.trace_id for r in records], [r.observed_at for r in records],
+                [r.source for r in records], [r.template_id for r in records],
+            )
+            _write(out, ("ok", columns, miner.drain_changes(), miner.drain_merges()))
         except Exception as exc:  # report it and keep serving
             _write(out, ("error", repr(exc), [], []))
 
@@ -224,7 +227,7 @@ class WorkerProcess:
             raise RuntimeError("nothing was sent to the ingest worker")
         try:
             with self._receive_lock:
-                status, rows, changes, merges = _read(proc.stdout)
+                status, columns, changes, merges = _read(proc.stdout)
             if changes:
                 self._next_id = max(self._next_id, max(t.id for t in changes) + 1)
         finally:
@@ -232,14 +235,10 @@ class WorkerProcess:
                 self._in_flight[proc.pid] = self._in_flight.get(proc.pid, 0) - 1
                 self._answered.notify_all()
         if status != "ok":
-            raise RuntimeError(f"ingest worker failed: {rows}")
+            raise RuntimeError(f"ingest worker failed: {columns}")
         levels = _LEVELS
-        records = [
-            LogRecord(ts, message, levels[level], service, host, header, attributes, trace_id, observed, source,
-                      template_id)
-            for ts, message, level, service, host, header, attributes, trace_id, observed, source, template_id
-            in rows
-        ]
+        timestamps, messages, level_numbers, *rest = columns
+        records = list(map(LogRecord, timestamps, messages, [levels[n] for n in level_numbers], *rest))
         return records, changes, merges
 
     def close(self) -> None:
