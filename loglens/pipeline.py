@@ -26,7 +26,7 @@ from typing import Any
 from loglens.gc_tuning import tune_gc
 from loglens.model import LogRecord, Template
 from loglens.store.base import Store
-from loglens.worker import Job, RawItem, Worker, WorkerProcess
+from loglens.worker import Job, RawItem, Rejected, Worker, WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ class Submission:
     host: str
     source: str
     received_ns: int
+    json_lines: bool = False
+    #: Filled before the future resolves: items refused (index, reason), for ``json_lines``.
+    rejected: Rejected = field(default_factory=list)
     future: Future[int] = field(default_factory=Future)
 
 
@@ -54,6 +57,7 @@ class _Parsed:
     records: list[LogRecord] = field(default_factory=list)
     templates: list[Template] = field(default_factory=list)
     merges: list[tuple[int, int]] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
     #: Why the batch could not be handed to the worker, if it could not.
     error: BaseException | None = None
     #: Where it was sent (the worker process that will answer).
@@ -132,8 +136,13 @@ class Pipeline:
 
     def submit(self, items: Sequence[RawItem], *, service: str = "", host: str = "", source: str = "",
                received_ns: int | None = None, block: bool = False,
-               timeout: float | None = None) -> Future[int]:
-        """Queue raw items; the future resolves to the count stored once they are committed."""
+               timeout: float | None = None, json_lines: bool = False,
+               rejected: Rejected | None = None) -> Future[int]:
+        """Queue raw items; the future resolves to the count stored once they are committed.
+
+        With ``json_lines`` the items are NDJSON lines, checked by the worker (where they are
+        parsed anyway) instead of by the receiver: lines that are not JSON objects are not stored,
+        and are added to ``rejected`` as (index, reason) before the future resolves."""
         n = len(items)
         with self._space:
             if self._queued + n > self.max_queued and self._queued > 0:
@@ -146,7 +155,9 @@ class Pipeline:
                         raise QueueFullError(f"write queue full ({self._queued} records waiting)")
                     self._space.wait(remaining)
             self._queued += n
-        sub = Submission(list(items), service, host, source, received_ns or time.time_ns())
+        sub = Submission(list(items), service, host, source, received_ns or time.time_ns(), json_lines)
+        if rejected is not None:
+            sub.rejected = rejected
         if n == 0:
             sub.future.set_result(0)
             self._release(0)
@@ -187,7 +198,8 @@ class Pipeline:
                     break
                 batch.append(nxt)
                 size += len(nxt.items)
-            jobs: list[Job] = [(sub.items, sub.service, sub.host, sub.source, sub.received_ns) for sub in batch]
+            jobs: list[Job] = [(sub.items, sub.service, sub.host, sub.source, sub.received_ns, sub.json_lines)
+                               for sub in batch]
             sent = _Parsed(batch, size)
             try:
                 sent.sent_to = self.worker.send(jobs)
@@ -207,7 +219,8 @@ class Pipeline:
             try:
                 if parsed.error is not None:
                     raise parsed.error
-                parsed.records, parsed.templates, parsed.merges = self.worker.receive(parsed.sent_to)
+                parsed.records, parsed.templates, parsed.merges, parsed.rejected = self.worker.receive(
+                    parsed.sent_to)
             except BaseException as exc:
                 log.exception("parsing or template mining failed")
                 self._fail(parsed.batch, parsed.size, exc)
@@ -239,8 +252,9 @@ class Pipeline:
             for observe in self.commit_observers:
                 observe(elapsed)
             self._release(parsed.size)
-            for sub in parsed.batch:
-                sub.future.set_result(len(sub.items))
+            for sub, refused in zip(parsed.batch, parsed.rejected, strict=True):
+                sub.rejected.extend(refused)
+                sub.future.set_result(len(sub.items) - len(refused))
             for callback in list(self._subscribers):
                 try:
                     callback(parsed.records)

@@ -25,16 +25,22 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
+import orjson
+
 from loglens.gc_tuning import tune_gc
 from loglens.model import Level, LogRecord, Template
 from loglens.parse import parse_line, record_from_json
 from loglens.patterns.miner import TemplateMiner
 
 RawItem = str | dict[str, Any] | LogRecord
-#: One submission's share of a batch: items, service, host, source, time received (ns).
-Job = tuple[list[RawItem], str, str, str, int]
-#: Parsed records with their template ids, templates created or changed, merges (old id, new id).
-Result = tuple[list[LogRecord], list[Template], list[tuple[int, int]]]
+#: One submission's share of a batch: items, service, host, source, time received (ns), and
+#: whether its items are NDJSON lines (each must be a JSON object; others are rejected).
+Job = tuple[list[RawItem], str, str, str, int, bool]
+#: Items of a job refused, as (index in the job's items, reason).
+Rejected = list[tuple[int, str]]
+#: Parsed records with their template ids, templates created or changed, merges (old id, new id),
+#: and for each job the items it refused.
+Result = tuple[list[LogRecord], list[Template], list[tuple[int, int]], list[Rejected]]
 
 #: Record times accepted as given: 1970 to 2200. Others are replaced by the arrival time.
 EARLIEST_NS = 0
@@ -45,9 +51,13 @@ _HEADER = struct.Struct("!Q")
 log = logging.getLogger(__name__)
 
 
-def parse_job(items: list[RawItem], service: str, host: str, source: str, received_ns: int) -> list[LogRecord]:
+def parse_job(items: list[RawItem], service: str, host: str, source: str, received_ns: int,
+              json_lines: bool = False, rejected: Rejected | None = None) -> list[LogRecord]:
     """Records for one submission's items: text lines and JSON objects parsed, records a receiver
-    built itself (OTLP...) taken as they are."""
+    built itself (OTLP...) taken as they are. With ``json_lines`` the items are NDJSON lines: one
+    that is not a JSON object is left out and reported in ``rejected``."""
+    if json_lines:
+        items = _json_objects(items, rejected if rejected is not None else [])
     out = []
     for item in items:
         if isinstance(item, dict):
@@ -69,14 +79,34 @@ def parse_job(items: list[RawItem], service: str, host: str, source: str, receiv
     return out
 
 
-def _parse_and_mine(miner: TemplateMiner, jobs: list[Job]) -> list[LogRecord]:
+def _json_objects(lines: list[RawItem], rejected: Rejected) -> list[RawItem]:
+    """The JSON objects of NDJSON lines, with the reasons for the others (as HTTP reports them)."""
+    objects: list[RawItem] = []
+    loads = orjson.loads
+    for index, line in enumerate(lines):
+        try:
+            obj = loads(line) if isinstance(line, str) else line
+        except orjson.JSONDecodeError as exc:
+            rejected.append((index, f"invalid JSON: {exc}"))
+            continue
+        if type(obj) is dict:
+            objects.append(obj)
+        else:
+            rejected.append((index, f"expected a JSON object, got {type(obj).__name__}"))
+    return objects
+
+
+def _parse_and_mine(miner: TemplateMiner, jobs: list[Job]) -> tuple[list[LogRecord], list[Rejected]]:
     records: list[LogRecord] = []
-    for job in jobs:
-        records.extend(parse_job(*job))
+    rejected: list[Rejected] = []
+    for items, service, host, source, received_ns, json_lines in jobs:
+        refused: Rejected = []
+        records.extend(parse_job(items, service, host, source, received_ns, json_lines, refused))
+        rejected.append(refused)
     ids = miner.add_many([r.message for r in records], [r.timestamp for r in records])
     for rec, tid in zip(records, ids, strict=True):
         rec.template_id = tid
-    return records
+    return records, rejected
 
 
 class Worker:
@@ -95,8 +125,8 @@ class Worker:
         return None
 
     def receive(self, sent_to: object = None) -> Result:
-        records = _parse_and_mine(self.miner, self._sent.popleft())
-        return records, self.miner.drain_changes(), self.miner.drain_merges()
+        records, rejected = _parse_and_mine(self.miner, self._sent.popleft())
+        return records, self.miner.drain_changes(), self.miner.drain_merges(), rejected
 
     def close(self) -> None:
         self._sent.clear()
@@ -125,7 +155,7 @@ def _read(stream: IO[bytes]) -> Any:
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> None:
     """The child's loop: a ``(templates, max_templates, next_id)`` start, then one answer per list
-    of jobs: ``("ok", columns, changes, merges)`` or ``("error", reason, [], [])``, where the columns
+    of jobs: ``("ok", columns, changes, merges, rejected)`` or ``("error", reason, [], [], [])``, where the columns
     are lists of the records' fields in :class:`LogRecord`'s order (much cheaper to pickle than the
     objects, and cheaper than a tuple per record). ``None`` or EOF ends it."""
     templates, max_templates, next_id = _read(inp)
@@ -141,16 +171,16 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
         if jobs is None:
             return
         try:
-            records = _parse_and_mine(miner, jobs)
+            records, rejected = _parse_and_mine(miner, jobs)
             columns = (
                 [r.timestamp for r in records], [r.message for r in records], [int(r.level) for r in records],
                 [r.service for r in records], [r.host for r in records], [r.header for r in records],
                 [r.attributes for r in records], [r.trace_id for r in records], [r.observed_at for r in records],
                 [r.source for r in records], [r.template_id for r in records],
             )
-            _write(out, ("ok", columns, miner.drain_changes(), miner.drain_merges()))
+            _write(out, ("ok", columns, miner.drain_changes(), miner.drain_merges(), rejected))
         except Exception as exc:  # report it and keep serving
-            _write(out, ("error", repr(exc), [], []))
+            _write(out, ("error", repr(exc), [], [], []))
 
 
 class WorkerProcess:
@@ -227,7 +257,7 @@ class WorkerProcess:
             raise RuntimeError("nothing was sent to the ingest worker")
         try:
             with self._receive_lock:
-                status, columns, changes, merges = _read(proc.stdout)
+                status, columns, changes, merges, rejected = _read(proc.stdout)
             if changes:
                 self._next_id = max(self._next_id, max(t.id for t in changes) + 1)
         finally:
@@ -239,7 +269,7 @@ class WorkerProcess:
         levels = _LEVELS
         timestamps, messages, level_numbers, *rest = columns
         records = list(map(LogRecord, timestamps, messages, [levels[n] for n in level_numbers], *rest))
-        return records, changes, merges
+        return records, changes, merges, rejected
 
     def close(self) -> None:
         proc, self._proc = self._proc, None

@@ -23,8 +23,8 @@ def _jobs() -> list[Job]:
                for i, m in enumerate(MESSAGES[:10])]
     built = [LogRecord(timestamp=RECEIVED, message="built by a receiver", level=Level.INFO)]
     bogus = ['{"time": 99999999999999999, "message": "year 5000"}']
-    return [(list(text), "api", "h1", "http", RECEIVED), (list(objects), "", "", "", RECEIVED),
-            (list(built), "otel", "", "otlp", RECEIVED), (list(bogus), "", "", "", RECEIVED)]
+    return [(list(text), "api", "h1", "http", RECEIVED, False), (list(objects), "", "", "", RECEIVED, False),
+            (list(built), "otel", "", "otlp", RECEIVED, False), (list(bogus), "", "", "", RECEIVED, False)]
 
 
 def test_same_records_templates_and_restart_as_in_process() -> None:
@@ -36,16 +36,17 @@ def test_same_records_templates_and_restart_as_in_process() -> None:
         local.send(_jobs())
         remote.send(_jobs())
         remote.send(_jobs())  # a second request may be sent before the first answer is read
-        records, changes, merges = remote.receive()
-        expected, expected_changes, expected_merges = local.receive()
+        records, changes, merges, rejected = remote.receive()
+        expected, expected_changes, expected_merges, expected_rejected = local.receive()
         assert records == expected
         assert {t.id: t.text for t in changes} == {t.id: t.text for t in expected_changes}
         assert merges == expected_merges
+        assert rejected == expected_rejected == [[], [], [], []]
         assert records[0].level is Level.ERROR and records[0].service == "api"
         assert records[len(MESSAGES)].attributes == {"user.id": 0}
         assert records[-2].source == "otlp"
         assert records[-1].timestamp == RECEIVED  # out of range: the arrival time
-        again, _, _ = remote.receive()
+        again, _, _, _ = remote.receive()
         assert [r.template_id for r in again] == [r.template_id for r in records]
     finally:
         remote.close()
@@ -64,7 +65,7 @@ def test_a_bad_item_fails_its_batch_and_the_worker_goes_on() -> None:
     remote = WorkerProcess()
     remote.load([])
     try:
-        remote.send([([object()], "", "", "", RECEIVED)])  # type: ignore[list-item]
+        remote.send([([object()], "", "", "", RECEIVED, False)])  # type: ignore[list-item]
         try:
             remote.receive()
         except RuntimeError as exc:
@@ -109,3 +110,23 @@ def test_a_dead_child_fails_its_batches_and_a_new_one_takes_over(tmp_path: Path)
     texts = {t.text for t in templates}
     assert "job <*> done" in texts and any(t.startswith("disk") for t in texts)
     store.close()
+
+
+def test_ndjson_lines_are_checked_where_they_are_parsed() -> None:
+    """Lines sent as NDJSON are read once, in the worker: a line that is not a JSON object is
+    refused with its index and the reason the HTTP answer gives; the others are stored."""
+    lines = ['{"msg": "ok 1", "level": "info"}', '{"msg": broken', "[1, 2]", '"text"', '{"msg": "ok 2"}']
+    for worker in (Worker(), WorkerProcess()):
+        worker.load([])
+        try:
+            worker.send([(list(lines), "svc", "", "http", RECEIVED, True),
+                         (["plain text line"], "", "", "", RECEIVED, False)])
+            records, _, _, rejected = worker.receive()
+        finally:
+            worker.close()
+        assert [r.message for r in records] == ["ok 1", "ok 2", "plain text line"]
+        assert [index for index, _ in rejected[0]] == [1, 2, 3]
+        assert rejected[0][0][1].startswith("invalid JSON: ")
+        assert rejected[0][1][1] == "expected a JSON object, got list"
+        assert rejected[0][2][1] == "expected a JSON object, got str"
+        assert rejected[1] == []

@@ -37,6 +37,9 @@ class Rejection:
 class DecodedBody:
     items: list[RawItem] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    #: With ``unchecked_lines``: the line number of each item; the items are NDJSON lines not yet
+    #: checked (the ingest worker checks them as it parses them).
+    line_numbers: list[int] | None = None
 
 
 def gunzip(body: bytes, limit: int) -> bytes:
@@ -63,11 +66,21 @@ def _json_line(line: str, number: int, decoded: DecodedBody, as_text: bool) -> N
         decoded.rejected.append(Rejection(number, f"expected a JSON object, got {type(obj).__name__}"))
 
 
-def decode_ndjson(text: str, *, json_as_text: bool = False) -> DecodedBody:
+def decode_ndjson(text: str, *, json_as_text: bool = False, unchecked_lines: bool = False) -> DecodedBody:
     """One JSON object per line. With ``json_as_text`` a good line is kept as its text (parsing
     reads it as JSON again), which is far cheaper to hand to the ingest worker process than the
-    decoded object."""
+    decoded object. With ``unchecked_lines`` every non-blank line is kept as its text, unread,
+    with its number: the ingest worker reads each line once, and reports the bad ones."""
     decoded = DecodedBody()
+    if unchecked_lines:
+        numbers: list[int] = []
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.strip()
+            if line:
+                decoded.items.append(line)
+                numbers.append(number)
+        decoded.line_numbers = numbers
+        return decoded
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.strip()
         if line:
@@ -113,7 +126,10 @@ def decode_text(text: str) -> DecodedBody:
 
 
 def decode_body(body: bytes, *, content_type: str = "", content_encoding: str = "",
-                max_bytes: int = 64 << 20, json_as_text: bool = False) -> DecodedBody:
+                max_bytes: int = 64 << 20, json_as_text: bool = False,
+                unchecked_lines: bool = False) -> DecodedBody:
+    """Items of a body by its content type. ``unchecked_lines``: NDJSON lines are left for the
+    ingest worker to check (see :func:`decode_ndjson`)."""
     if content_encoding.lower() in ("gzip", "x-gzip") or body[:2] == b"\x1f\x8b":
         body = gunzip(body, max_bytes)
     if not body.strip():
@@ -121,7 +137,7 @@ def decode_body(body: bytes, *, content_type: str = "", content_encoding: str = 
     text = body.decode("utf-8", errors="replace")
     kind = content_type.split(";")[0].strip().lower()
     if kind in ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"):
-        return decode_ndjson(text, json_as_text=json_as_text)
+        return decode_ndjson(text, json_as_text=json_as_text, unchecked_lines=unchecked_lines)
     if kind == "application/json":
         return decode_json(text, json_as_text=json_as_text)
     if kind.startswith("text/"):

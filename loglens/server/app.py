@@ -168,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 decode_body, body, content_type=request.headers.get("content-type", ""),
                 content_encoding=request.headers.get("content-encoding", ""), max_bytes=limit,
                 json_as_text=grok_pattern is None,  # grok reads text lines: keep objects apart
+                unchecked_lines=grok_pattern is None,  # the worker checks NDJSON lines as it reads them
             )
         except BodyError as exc:
             return _error(exc.status, str(exc))
@@ -182,17 +183,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             items = await asyncio.to_thread(lambda: [
                 grok_record(i, pattern, received_ns=received, service=service, host=host, source="http")
                 if isinstance(i, str) else i for i in decoded.items])
+        numbers = decoded.line_numbers
+        refused: list[tuple[int, str]] = []
         try:
-            future = runtime.pipeline.submit(items, service=service, host=host, source="http")
+            future = runtime.pipeline.submit(items, service=service, host=host, source="http",
+                                             json_lines=numbers is not None, rejected=refused)
         except QueueFullError as exc:
             metrics.rejected("http", "backpressure", len(items))
             return ORJSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": "1"})
-        metrics.rejected("http", "malformed", len(rejected))
         try:
             accepted = await asyncio.wrap_future(future)
         except Exception as exc:
             log.exception("ingest failed")
             return _error(503, f"could not store the batch: {exc}")
+        if numbers is not None and refused:
+            rejected += [{"line": numbers[index], "reason": reason} for index, reason in refused]
+        metrics.rejected("http", "malformed", len(rejected))
         status = 400 if rejected and not accepted else 200
         return ORJSONResponse({"accepted": accepted, "rejected": rejected}, status_code=status)
 
