@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import pickle
 import struct
 import subprocess
@@ -49,6 +50,7 @@ LATEST_NS = 7_258_118_400 * 1_000_000_000
 _LEVELS = tuple(Level)
 _HEADER = struct.Struct("!Q")
 log = logging.getLogger(__name__)
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_job(items: list[RawItem], service: str, host: str, source: str, received_ns: int,
@@ -214,7 +216,12 @@ class WorkerProcess:
     def _start(self, templates: Iterable[Template]) -> subprocess.Popen[bytes]:
         templates = list(templates)
         self._next_id = max([self._next_id, *(t.id + 1 for t in templates)])
-        proc = subprocess.Popen([sys.executable, "-m", "loglens.worker"],
+        # The child must run this very code: ``-P`` keeps the working directory (which may hold
+        # another checkout's ``loglens/``) off its path, and the folder this package was
+        # imported from goes first.
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "loglens.worker"], env=env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert proc.stdin is not None
         _write(proc.stdin, (templates, self.max_templates, self._next_id))

@@ -7,6 +7,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from loglens.model import Level, LogRecord
 from loglens.pipeline import Pipeline
 from loglens.store.embedded.store import EmbeddedStore
@@ -130,3 +132,21 @@ def test_ndjson_lines_are_checked_where_they_are_parsed() -> None:
         assert rejected[0][1][1] == "expected a JSON object, got list"
         assert rejected[0][2][1] == "expected a JSON object, got str"
         assert rejected[1] == []
+
+
+def test_the_child_runs_the_parents_code_whatever_the_working_directory(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``loglens/`` folder in the working directory (another checkout) is not what the child
+    imports: it runs the same code as its parent."""
+    impostor = tmp_path / "loglens"
+    impostor.mkdir()
+    (impostor / "__init__.py").write_text("")
+    (impostor / "worker.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    remote = WorkerProcess()
+    remote.load([])
+    try:
+        remote.send(_jobs()[:1])
+        assert len(remote.receive()[0]) == len(MESSAGES)
+    finally:
+        remote.close()
