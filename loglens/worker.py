@@ -157,9 +157,9 @@ def _read(stream: IO[bytes]) -> Any:
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> None:
     """The child's loop: a ``(templates, max_templates, next_id)`` start, then one answer per list
-    of jobs: ``("ok", columns, changes, merges, rejected)`` or ``("error", reason, [], [], [])``, where the columns
-    are lists of the records' fields in :class:`LogRecord`'s order (much cheaper to pickle than the
-    objects, and cheaper than a tuple per record). ``None`` or EOF ends it."""
+    of jobs: ``("ok", columns, changes, merges, rejected)`` or ``("error", reason, [], [], [])``.
+    The columns are lists of the records' fields in :class:`LogRecord`'s order (much cheaper to
+    pickle than the objects, and cheaper than a tuple per record). ``None`` or EOF ends it."""
     templates, max_templates, next_id = _read(inp)
     miner = TemplateMiner(max_templates=max_templates)
     miner.load(templates)
