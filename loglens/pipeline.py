@@ -45,7 +45,7 @@ class Submission:
     source: str
     received_ns: int
     json_lines: bool = False
-    #: Filled before the future resolves: items refused (index, reason), for ``json_lines``.
+    #: Filled before the future resolves: items the worker refused (index, reason).
     rejected: Rejected = field(default_factory=list)
     future: Future[int] = field(default_factory=Future)
 
@@ -140,9 +140,10 @@ class Pipeline:
                rejected: Rejected | None = None) -> Future[int]:
         """Queue raw items; the future resolves to the count stored once they are committed.
 
-        With ``json_lines`` the items are NDJSON lines, checked by the worker (where they are
-        parsed anyway) instead of by the receiver: lines that are not JSON objects are not stored,
-        and are added to ``rejected`` as (index, reason) before the future resolves."""
+        Items the worker refuses are not stored; they are added to ``rejected`` as (index, reason)
+        before the future resolves. With ``json_lines`` the items are NDJSON lines, checked by the
+        worker (where they are parsed anyway) instead of by the receiver: lines that are not JSON
+        objects are refused."""
         n = len(items)
         with self._space:
             if self._queued + n > self.max_queued and self._queued > 0:

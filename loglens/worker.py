@@ -33,7 +33,10 @@ from loglens.model import Level, LogRecord, Template
 from loglens.parse import parse_line, record_from_json
 from loglens.patterns.miner import TemplateMiner
 
-RawItem = str | dict[str, Any] | LogRecord
+#: A JSON object with the service it belongs to and attributes set after it is mapped (a receiver
+#: that reads per-document metadata, like the Elasticsearch bulk API's index and id).
+MappedObject = tuple[dict[str, Any], str, dict[str, Any]]
+RawItem = str | dict[str, Any] | LogRecord | MappedObject
 #: One submission's share of a batch: items, service, host, source, time received (ns), and
 #: whether its items are NDJSON lines (each must be a JSON object; others are rejected).
 Job = tuple[list[RawItem], str, str, str, int, bool]
@@ -56,13 +59,22 @@ _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def parse_job(items: list[RawItem], service: str, host: str, source: str, received_ns: int,
               json_lines: bool = False, rejected: Rejected | None = None) -> list[LogRecord]:
     """Records for one submission's items: text lines and JSON objects parsed, records a receiver
-    built itself (OTLP...) taken as they are. With ``json_lines`` the items are NDJSON lines: one
-    that is not a JSON object is left out and reported in ``rejected``."""
+    built itself (OTLP...) taken as they are. Items left out are reported in ``rejected`` as
+    (index, reason): with ``json_lines`` (the items are NDJSON lines) those that are not JSON
+    objects, and a :data:`MappedObject` that could not be mapped."""
+    if rejected is None:
+        rejected = []
     if json_lines:
-        items = _json_objects(items, rejected if rejected is not None else [])
+        items = _json_objects(items, rejected)
     out = []
-    for item in items:
-        if isinstance(item, dict):
+    for index, item in enumerate(items):
+        if isinstance(item, tuple):
+            try:
+                out.append(record_from_mapped(item, received_ns, host, source))
+            except Exception as exc:  # the mapper never should; a bug must not fail the other items
+                log.exception("could not map a document")
+                rejected.append((index, f"failed to map the document: {exc}"))
+        elif isinstance(item, dict):
             out.append(record_from_json(item, received_ns=received_ns, service=service, host=host, source=source))
         elif isinstance(item, LogRecord):
             if not item.source:
@@ -79,6 +91,14 @@ def parse_job(items: list[RawItem], service: str, host: str, source: str, receiv
         if not EARLIEST_NS <= rec.observed_at <= LATEST_NS:
             rec.observed_at = received_ns
     return out
+
+
+def record_from_mapped(item: MappedObject, received_ns: int, host: str = "", source: str = "") -> LogRecord:
+    """The record of a :data:`MappedObject`."""
+    obj, service, attributes = item
+    rec = record_from_json(obj, received_ns=received_ns, service=service, host=host, source=source)
+    rec.attributes.update(attributes)
+    return rec
 
 
 def _json_objects(lines: list[RawItem], rejected: Rejected) -> list[RawItem]:

@@ -128,8 +128,9 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
 
 
 async def commit(request: Request, items: Sequence[RawItem], *, source: str, service: str = "",
-                 host: str = "") -> int:
-    """Hand items to the pipeline and wait until they are committed.
+                 host: str = "", rejected: list[tuple[int, str]] | None = None) -> int:
+    """Hand items to the pipeline and wait until they are committed; items the worker refused
+    are added to ``rejected`` as (index, reason).
 
     Raises ``QueueFullError`` when the write queue is full (nothing was queued then) and whatever
     the store raised when the commit failed.
@@ -137,7 +138,8 @@ async def commit(request: Request, items: Sequence[RawItem], *, source: str, ser
     if not items:
         return 0
     try:
-        future = runtime_of(request).pipeline.submit(list(items), service=service, host=host, source=source)
+        future = runtime_of(request).pipeline.submit(list(items), service=service, host=host, source=source,
+                                                     rejected=rejected)
     except QueueFullError:
         count_rejected(request, source, "backpressure", len(items))
         raise

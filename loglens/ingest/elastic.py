@@ -42,8 +42,8 @@ from loglens import __version__
 from loglens.ingest._http import commit, count_rejected, decompress, read_body, runtime_of
 from loglens.ingest.bodies import BodyError
 from loglens.model import LogRecord
-from loglens.parse import record_from_json
 from loglens.pipeline import QueueFullError
+from loglens.worker import MappedObject, record_from_mapped
 
 log = logging.getLogger(__name__)
 
@@ -114,23 +114,37 @@ def new_id() -> str:
 
 @dataclass(slots=True)
 class BulkItem:
-    """One action of a bulk request: a record to store, or the error to answer for it."""
+    """One action of a bulk request: a document to store, or the error to answer for it."""
 
     action: str
     index: str
     id: str
-    record: LogRecord | None = None
+    #: The document as the ingest worker maps it (see :func:`_document`).
+    document: MappedObject | None = None
     error: dict[str, str] | None = None
     status: int = 201
+
+    def refuse(self, reason: str) -> None:
+        """The worker could not map the document: answer 400 for it."""
+        self.document = None
+        self.status = 400
+        self.error = {"type": "mapper_parsing_exception", "reason": reason}
 
 
 @dataclass(slots=True)
 class BulkRequest:
     items: list[BulkItem] = field(default_factory=list)
+    received_ns: int = 0
+
+    @property
+    def to_store(self) -> list[BulkItem]:
+        return [it for it in self.items if it.document is not None]
 
     @property
     def records(self) -> list[LogRecord]:
-        return [it.record for it in self.items if it.record is not None]
+        """The records the documents become (the worker maps them the same way)."""
+        return [record_from_mapped(it.document, self.received_ns, source="elastic")
+                for it in self.items if it.document is not None]
 
 
 _ACTIONS = ("index", "create", "delete", "update")
@@ -154,12 +168,17 @@ def _text(value: Any) -> str:
     return value if type(value) is str else "" if value is None else orjson.dumps(value).decode()
 
 
-def _record(doc: dict[str, Any], index: str, doc_id: str, received_ns: int) -> LogRecord:
-    rec = record_from_json(doc, received_ns=received_ns, service=service_of_index(index), source="elastic")
-    attrs = rec.attributes
-    attrs["_index" if "index" in attrs else "index"] = index
-    attrs["_id"] = doc_id
-    return rec
+_ABSENT = object()
+
+
+def _document(doc: dict[str, Any], index: str, doc_id: str) -> MappedObject:
+    """A document for the ingest worker to map (it parses and mines there, off the server's
+    thread): its service is named after the index, and the index and id become attributes
+    (``_index`` when the document has an ``index`` field of its own, which mapping keeps as an
+    attribute unless it is a non-empty object, flattened into ``index.*``)."""
+    own = doc.get("index", _ABSENT)
+    has_index = own is not _ABSENT and not (type(own) is dict and own)
+    return doc, service_of_index(index), {"_index" if has_index else "index": index, "_id": doc_id}
 
 
 def parse_bulk(body: bytes, default_index: str = "", *, received_ns: int | None = None) -> BulkRequest:
@@ -167,7 +186,7 @@ def parse_bulk(body: bytes, default_index: str = "", *, received_ns: int | None 
     bad input: a malformed action or document becomes an item with an error."""
     received_ns = received_ns or time.time_ns()
     lines = [ln for ln in body.split(b"\n") if ln.strip()]
-    out = BulkRequest()
+    out = BulkRequest(received_ns=received_ns)
     seen: dict[bytes, tuple[str, dict[str, Any]] | None] = {}  # shippers repeat the same action line
     i = 0
     while i < len(lines):
@@ -234,15 +253,7 @@ def parse_bulk(body: bytes, default_index: str = "", *, received_ns: int | None 
             }))
             continue
         doc_id = doc_id or new_id()
-        try:
-            rec = _record(doc, index, doc_id, received_ns)
-        except Exception as exc:  # the mapper never should; a bug must not fail the other items
-            log.exception("could not map a bulk document")
-            out.items.append(BulkItem(action, index, doc_id, status=400, error={
-                "type": "mapper_parsing_exception", "reason": f"failed to map the document: {exc}",
-            }))
-            continue
-        out.items.append(BulkItem(action, index, doc_id, record=rec))
+        out.items.append(BulkItem(action, index, doc_id, document=_document(doc, index, doc_id)))
     return out
 
 
@@ -263,16 +274,21 @@ async def _body(request: Request) -> bytes:
     return await asyncio.to_thread(decompress, body, request.headers.get("content-encoding", ""), limit)
 
 
-async def _store(request: Request, records: list[LogRecord]) -> Response | None:
-    """Commit records; an error answer when that failed, else None."""
+async def _store(request: Request, items: list[BulkItem]) -> Response | None:
+    """Commit the items' documents; an error answer when that failed, else None. A document the
+    worker could not map gets its own 400."""
+    refused: list[tuple[int, str]] = []
     try:
-        await commit(request, records, source="elastic")
+        await commit(request, [it.document for it in items if it.document is not None], source="elastic",
+                     rejected=refused)
     except QueueFullError as exc:
         return es_error(429, "es_rejected_execution_exception", f"rejected execution: {exc}",
                         headers={"Retry-After": "1"})
     except Exception as exc:
         log.exception("elastic bulk: commit failed")
         return es_error(503, "unavailable_shards_exception", f"could not store the documents: {exc}")
+    for index, reason in refused:
+        items[index].refuse(reason)
     return None
 
 
@@ -286,7 +302,7 @@ async def _bulk(request: Request, default_index: str) -> Response:
     if not body.strip():
         return es_error(400, "action_request_validation_exception", "Validation Failed: 1: no requests added;")
     bulk = await asyncio.to_thread(parse_bulk, body, default_index)
-    failed = await _store(request, bulk.records)
+    failed = await _store(request, bulk.to_store)
     if failed is not None:
         return failed
     count_rejected(request, "elastic", "malformed", sum(it.error is not None for it in bulk.items))
@@ -322,10 +338,12 @@ async def _one(request: Request, index: str, doc_id: str) -> Response:
     if type(doc) is not dict:
         return es_error(400, "mapper_parsing_exception", "failed to parse: the document must be a JSON object")
     item = BulkItem("index", index, doc_id or new_id())
-    item.record = _record(doc, index, item.id, time.time_ns())
-    failed = await _store(request, [item.record])
+    item.document = _document(doc, index, item.id)
+    failed = await _store(request, [item])
     if failed is not None:
         return failed
+    if item.error is not None:
+        return es_error(item.status, item.error["type"], item.error["reason"])
     return _json(_item_answer(item)["index"], 201)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -165,7 +166,7 @@ def test_parse_bulk_one_item_per_action() -> None:
 def test_fuzz_bulk_bytes(body: bytes) -> None:
     bulk = parse_bulk(body, "idx", received_ns=1)
     for item in bulk.items:
-        assert (item.record is None) != (item.error is None)
+        assert (item.document is None) != (item.error is None)
 
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20)
@@ -184,3 +185,20 @@ def test_fuzz_bulk_json_lines(lines: list[object]) -> None:
     assert len(bulk.items) <= len(lines)
     for item in bulk.items:
         assert item.status in (201, 400)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["index", "message", "index.x", "msg", "a", "log"]), json_values, max_size=4))
+def test_index_attribute_named_as_the_mapped_document_requires(doc: dict[str, Any]) -> None:
+    """The index attribute is chosen before the worker maps the document: ``_index`` exactly when
+    the mapped record has an ``index`` attribute of its own (which it keeps)."""
+    from loglens.ingest.elastic import _document
+    from loglens.parse import record_from_json
+    from loglens.worker import record_from_mapped
+
+    own = record_from_json(dict(doc), received_ns=1).attributes
+    expected = "_index" if "index" in own else "index"
+    rec = record_from_mapped(_document(dict(doc), "logs-app", "id1"), 1)
+    assert rec.attributes[expected] == "logs-app" and rec.attributes["_id"] == "id1"
+    if expected == "_index":
+        assert rec.attributes["index"] == own["index"]
