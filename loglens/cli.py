@@ -322,21 +322,45 @@ class _LocalSender:
         self.pipeline = Pipeline(self.store, max_queued=40_000).start()
         self.service, self.host = service, host
         self.rejected = 0
-        self.futures: list[Any] = []
+        #: Batches not yet committed: (future, items, resent already).
+        self.pending: list[tuple[Any, list[str], bool]] = []
+
+    def _submit(self, items: list[str], resent: bool) -> None:
+        future = self.pipeline.submit(items, service=self.service, host=self.host, source="file", block=True)
+        self.pending.append((future, items, resent))
 
     def send(self, items: list[str]) -> None:
-        self.futures.append(self.pipeline.submit(list(items), service=self.service, host=self.host,
-                                                 source="file", block=True))
-        done = [f for f in self.futures if f.done()]
-        for f in done:
-            f.result()
-        self.futures = [f for f in self.futures if not f.done()]
+        self._submit(list(items), False)
+        self._settle(wait=False)
+
+    def _settle(self, *, wait: bool) -> None:
+        """Check finished batches (all of them with ``wait``). A batch lost with a worker process
+        that died (its pipe broke) is sent once more: the pipeline has started a new worker."""
+        while self.pending:
+            still: list[tuple[Any, list[str], bool]] = []
+            resend: list[list[str]] = []
+            for future, items, resent in self.pending:
+                if not wait and not future.done():
+                    still.append((future, items, resent))
+                    continue
+                try:
+                    future.result()
+                except (EOFError, OSError):
+                    if resent:
+                        raise
+                    resend.append(items)
+            self.pending = still
+            for items in resend:
+                self._submit(items, True)
+            if not wait:
+                return
 
     def close(self) -> None:
-        for f in self.futures:
-            f.result()
-        self.pipeline.close()
-        self.store.close()
+        try:
+            self._settle(wait=True)
+        finally:
+            self.pipeline.close()
+            self.store.close()
 
 
 class _RemoteSender:

@@ -150,3 +150,35 @@ def test_the_child_runs_the_parents_code_whatever_the_working_directory(tmp_path
         assert len(remote.receive()[0]) == len(MESSAGES)
     finally:
         remote.close()
+
+
+def test_loglens_ingest_sends_a_batch_lost_with_its_worker_again(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``loglens ingest`` (local) neither loses a batch nor stops when the worker's pipe breaks
+    under it: the batch is sent once more (to the new worker the pipeline starts)."""
+    from loglens.cli import _LocalSender
+    from loglens.query.planning import plan_query
+    from loglens.store import TimeRange
+
+    sender = _LocalSender(str(tmp_path / "data"), "svc", "")
+    worker = sender.pipeline.worker
+    assert isinstance(worker, WorkerProcess)
+    real_send = worker.send
+    broken = []
+
+    def send_breaking_once(jobs: list[Job]) -> object:
+        if not broken:
+            broken.append(True)
+            raise BrokenPipeError("the worker process died")
+        return real_send(jobs)
+
+    monkeypatch.setattr(worker, "send", send_breaking_once)
+    try:
+        for b in range(3):
+            sender.send([f"2024-01-15T10:00:01Z INFO batch {b} line {i}" for i in range(100)])
+    finally:
+        sender.close()
+    assert broken
+    store = EmbeddedStore(tmp_path / "data")
+    assert store.count(plan_query(""), TimeRange()) == 300
+    store.close()
