@@ -71,19 +71,16 @@ def decode_ndjson(text: str, *, json_as_text: bool = False, unchecked_lines: boo
     reads it as JSON again), which is far cheaper to hand to the ingest worker process than the
     decoded object. With ``unchecked_lines`` every non-blank line is kept as its text, unread,
     with its number: the ingest worker reads each line once, and reports the bad ones."""
-    decoded = DecodedBody()
-    if unchecked_lines:
-        numbers: list[int] = []
-        for number, line in enumerate(text.split("\n"), start=1):
-            line = line.strip()
-            if line:
-                decoded.items.append(line)
-                numbers.append(number)
-        decoded.line_numbers = numbers
-        return decoded
+    decoded = DecodedBody(line_numbers=[] if unchecked_lines else None)
+    numbers = decoded.line_numbers
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.strip()
-        if line:
+        if not line:
+            continue
+        if numbers is not None:
+            decoded.items.append(line)
+            numbers.append(number)
+        else:
             _json_line(line, number, decoded, json_as_text)
     return decoded
 
