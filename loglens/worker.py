@@ -26,11 +26,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
-import orjson
-
 from loglens.gc_tuning import tune_gc
 from loglens.model import Level, LogRecord, Template
-from loglens.parse import parse_line, record_from_json
+from loglens.parse import json_object, parse_line, record_from_json
 from loglens.patterns.miner import TemplateMiner
 
 #: A JSON object with the service it belongs to and attributes set after it is mapped (a receiver
@@ -104,17 +102,12 @@ def record_from_mapped(item: MappedObject, received_ns: int, host: str = "", sou
 def _json_objects(lines: list[RawItem], rejected: Rejected) -> list[RawItem]:
     """The JSON objects of NDJSON lines, with the reasons for the others (as HTTP reports them)."""
     objects: list[RawItem] = []
-    loads = orjson.loads
     for index, line in enumerate(lines):
-        try:
-            obj = loads(line) if isinstance(line, str) else line
-        except orjson.JSONDecodeError as exc:
-            rejected.append((index, f"invalid JSON: {exc}"))
-            continue
-        if type(obj) is dict:
-            objects.append(obj)
+        obj = json_object(line) if isinstance(line, str) else line
+        if type(obj) is str:
+            rejected.append((index, obj))
         else:
-            rejected.append((index, f"expected a JSON object, got {type(obj).__name__}"))
+            objects.append(obj)
     return objects
 
 

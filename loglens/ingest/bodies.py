@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from loglens.parse import MultilineJoiner
+from loglens.parse import MultilineJoiner, json_object
 
 RawItem = str | dict[str, Any]
 
@@ -55,15 +55,11 @@ def gunzip(body: bytes, limit: int) -> bytes:
 
 
 def _json_line(line: str, number: int, decoded: DecodedBody, as_text: bool) -> None:
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        decoded.rejected.append(Rejection(number, f"invalid JSON: {exc}"))
-        return
-    if isinstance(obj, dict):
-        decoded.items.append(line if as_text else obj)
+    obj = json_object(line)
+    if type(obj) is str:
+        decoded.rejected.append(Rejection(number, obj))
     else:
-        decoded.rejected.append(Rejection(number, f"expected a JSON object, got {type(obj).__name__}"))
+        decoded.items.append(line if as_text else obj)
 
 
 def decode_ndjson(text: str, *, json_as_text: bool = False, unchecked_lines: bool = False) -> DecodedBody:

@@ -23,6 +23,7 @@ __all__ = [
     "detect_level",
     "find_leading_timestamp",
     "is_continuation",
+    "json_object",
     "normalize_level",
     "normalize_otel_severity",
     "parse_line",
@@ -33,6 +34,17 @@ __all__ = [
 ]
 
 _UNKNOWN = Level.UNKNOWN
+
+
+def json_object(line: str) -> dict[str, object] | str:
+    """An NDJSON line's object, or why it is not one (the reason a receiver answers with)."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return f"invalid JSON: {exc}"
+    if type(obj) is dict:
+        return obj
+    return f"expected a JSON object, got {type(obj).__name__}"
 
 
 def parse_text(text: str, *, received_ns: int, service: str = "", host: str = "", source: str = "") -> LogRecord:
