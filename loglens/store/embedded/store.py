@@ -190,6 +190,9 @@ class EmbeddedStore(Store):
         shards.sort(key=lambda s: s.day)
         return shards
 
+    def _shard_path(self, day: int) -> Path:
+        return self.dir / "shards" / f"{day:08d}.db"
+
     def _reader(self, shard: _Shard) -> _Conn:
         conns: dict[int, _Conn] | None = getattr(self._local, "conns", None)
         if conns is None:
@@ -210,7 +213,7 @@ class EmbeddedStore(Store):
     def _writer(self, day: int) -> _Conn:
         conn = self._writers.get(day)
         if conn is None:
-            path = self.dir / "shards" / f"{day:08d}.db"
+            path = self._shard_path(day)
             if not path.exists():
                 self._create_shard(path)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30,
@@ -374,7 +377,7 @@ class EmbeddedStore(Store):
         self._checkpoint(conn, day)
 
     def _checkpoint(self, conn: _Conn, day: int) -> None:
-        path = self.dir / "shards" / f"{day:08d}.db"
+        path = self._shard_path(day)
         try:
             wal_bytes = os.path.getsize(f"{path}-wal")
         except OSError:
@@ -628,7 +631,7 @@ class EmbeddedStore(Store):
 
     def get(self, record_id: int) -> LogRecord | None:
         day = (record_id >> SEQ_BITS) // DAY_MS
-        path = self.dir / "shards" / f"{day:08d}.db"
+        path = self._shard_path(day)
         if not path.exists():
             return None
         records = self._fetch(self._reader(_Shard(day, path)), [record_id])
@@ -715,7 +718,7 @@ class EmbeddedStore(Store):
         return removed
 
     def _forget(self, day: int) -> None:
-        self._checkpointer.forget(self.dir / "shards" / f"{day:08d}.db")
+        self._checkpointer.forget(self._shard_path(day))
         conn = self._writers.pop(day, None)
         if conn is not None:
             conn.close()
