@@ -137,10 +137,6 @@ class BulkRequest:
     received_ns: int = 0
 
     @property
-    def to_store(self) -> list[BulkItem]:
-        return [it for it in self.items if it.document is not None]
-
-    @property
     def records(self) -> list[LogRecord]:
         """The records the documents become (the worker maps them the same way)."""
         return [record_from_mapped(it.document, self.received_ns, source="elastic")
@@ -275,12 +271,12 @@ async def _body(request: Request) -> bytes:
 
 
 async def _store(request: Request, items: list[BulkItem]) -> Response | None:
-    """Commit the items' documents; an error answer when that failed, else None. A document the
-    worker could not map gets its own 400."""
+    """Commit the documents of the items that have one; an error answer when that failed, else
+    None. A document the worker could not map gets its own 400."""
+    stored = [(it, it.document) for it in items if it.document is not None]
     refused: list[tuple[int, str]] = []
     try:
-        await commit(request, [it.document for it in items if it.document is not None], source="elastic",
-                     rejected=refused)
+        await commit(request, [document for _, document in stored], source="elastic", rejected=refused)
     except QueueFullError as exc:
         return es_error(429, "es_rejected_execution_exception", f"rejected execution: {exc}",
                         headers={"Retry-After": "1"})
@@ -288,7 +284,7 @@ async def _store(request: Request, items: list[BulkItem]) -> Response | None:
         log.exception("elastic bulk: commit failed")
         return es_error(503, "unavailable_shards_exception", f"could not store the documents: {exc}")
     for index, reason in refused:
-        items[index].refuse(reason)
+        stored[index][0].refuse(reason)
     return None
 
 
@@ -302,7 +298,7 @@ async def _bulk(request: Request, default_index: str) -> Response:
     if not body.strip():
         return es_error(400, "action_request_validation_exception", "Validation Failed: 1: no requests added;")
     bulk = await asyncio.to_thread(parse_bulk, body, default_index)
-    failed = await _store(request, bulk.to_store)
+    failed = await _store(request, bulk.items)
     if failed is not None:
         return failed
     count_rejected(request, "elastic", "malformed", sum(it.error is not None for it in bulk.items))
