@@ -352,7 +352,7 @@ class EmbeddedStore(Store):
                 [ts - (rid >> SEQ_BITS) * MS for ts, rid in zip(timestamps, ids, strict=True)],
                 [r.observed_at - ts for r, ts in zip(records, timestamps, strict=True)],
                 levels, service_ids, [k[1] for k in keywords], [k[2] for k in keywords], template_ids,
-                [r.trace_id or None for r in records],
+                [r.trace_id for r in records],  # never None: binding None costs an adapter lookup
                 codec.encode_many(payloads),
                 strict=True,
             )
