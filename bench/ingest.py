@@ -11,7 +11,12 @@ data directory:
   from the first request to the last answer;
 * the peer: a child Python process that reads logs.txt, splits each line into
   (ts, level, service, host, message) and inserts it with sqlite3 `executemany` into a plain table,
-  10k rows and one commit per batch (WAL, synchronous=NORMAL - the durability LogLens documents).
+  10k rows and one commit per batch (WAL, synchronous=NORMAL - the durability LogLens documents);
+* the two halves of `loglens ingest` on their own (`stages`): a child process reads logs.txt as the
+  CLI does and, batch by batch in one thread, parses and templates it (the worker process's share,
+  without the pipe to it) then writes it to the store (the writer thread's share), timing each.
+  `loglens ingest` runs them on one core each, overlapped, so the slower stage bounds it, and their
+  sum over two cores is the most it could reach if the work were shared perfectly.
 
 Peak RSS is that of the measured process (kernel high-water mark, plus its children); disk is the
 size of the data directory after the process ended, compared with the size of the text file.
@@ -65,7 +70,7 @@ class Row:
     seconds: float
     disk: int
     peak_mb: float
-    kind: str  # cli | http | peer
+    kind: str  # cli | http | peer | stage
     note: str = ""
 
     @property
@@ -128,6 +133,63 @@ def run_peer(text: Path, work: Path, lines: int) -> Row:
     stored = int(c.out.strip() or 0)
     return Row("sqlite3 executemany (peer)", lines, stored, c.seconds, dir_size(db.parent),
                c.peak_rss_mb, "peer")
+
+
+# --------------------------------------------------------------------------------------------------
+# The stages of `loglens ingest` (runs in a child process: `ingest.py --stages TEXT DATA`)
+
+
+def stage_times(text_path: str, data_dir: str, batch: int = 10_000) -> int:
+    """Print records, then seconds spent parsing + templating and seconds spent writing."""
+    from loglens.gc_tuning import tune_gc
+    from loglens.parse import MultilineJoiner
+    from loglens.store.embedded.store import EmbeddedStore
+    from loglens.worker import Worker
+
+    tune_gc()
+    worker = Worker()
+    worker.load([])
+    store = EmbeddedStore(data_dir, writable=True)
+    joiner = MultilineJoiner()
+    parse_s = write_s = 0.0
+    total = 0
+
+    def run(texts: list[str]) -> None:
+        nonlocal parse_s, write_s, total
+        t0 = time.perf_counter()
+        worker.send([(texts, "", "", "file", time.time_ns(), False)])
+        records, changes, merges, _ = worker.receive()
+        t1 = time.perf_counter()
+        store.write(records, changes, merges)
+        t2 = time.perf_counter()
+        parse_s += t1 - t0
+        write_s += t2 - t1
+        total += len(records)
+
+    pending: list[str] = []
+    with open(text_path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            pending.extend(joiner.feed(line))
+            if len(pending) >= batch:
+                run(pending[:batch])
+                del pending[:batch]
+    pending.extend(joiner.flush())
+    if pending:
+        run(pending)
+    store.close()
+    print(total, parse_s, write_s)
+    return 0
+
+
+def run_stages(text: Path, data: Path, lines: int) -> list[Row]:
+    c = run_child([sys.executable, __file__, "--stages", str(text), str(data)])
+    if c.returncode != 0:
+        raise BenchError(f"stages failed ({c.returncode}):\n{tail(c.err)}")
+    stored, parse_s, write_s = c.out.split()
+    print(f"  stages: parse + templates {float(parse_s):.1f}s, store write {float(write_s):.1f}s", flush=True)
+    return [Row("stage: parse + templates (1 thread)", lines, None, float(parse_s), 0, c.peak_rss_mb, "stage"),
+            Row("stage: store write (1 thread)", lines, int(stored), float(write_s), dir_size(data),
+                c.peak_rss_mb, "stage")]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -274,21 +336,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=2, help="HTTP client threads (default 2)")
     ap.add_argument("--batch", type=int, default=5000, help="NDJSON lines per POST (default 5000)")
     ap.add_argument("--gzip", action="store_true", help="send the HTTP batches gzip-encoded")
-    ap.add_argument("--only", default="peer,cli-text,cli-ndjson,http",
-                    help="comma-separated subset of: peer, cli-text, cli-ndjson, http")
+    ap.add_argument("--only", default="peer,stages,cli-text,cli-ndjson,http",
+                    help="comma-separated subset of: peer, stages, cli-text, cli-ndjson, http")
     ap.add_argument("--sqlite-peer", nargs=2, metavar=("TEXT", "DB"), help=argparse.SUPPRESS)
+    ap.add_argument("--stages", nargs=2, metavar=("TEXT", "DATA"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.sqlite_peer:
         return sqlite_peer(*a.sqlite_peer)
+    if a.stages:
+        return stage_times(*a.stages)
     if a.lines <= 0:
         ap.error("--lines must be positive")
     only = {s.strip() for s in a.only.split(",") if s.strip()}
-    unknown = only - {"peer", "cli-text", "cli-ndjson", "http"}
+    unknown = only - {"peer", "stages", "cli-text", "cli-ndjson", "http"}
     if unknown:
         ap.error(f"unknown --only parts: {', '.join(sorted(unknown))}")
 
     try:
-        loglens = find_loglens() if only - {"peer"} else ""
+        loglens = find_loglens() if only - {"peer", "stages"} else ""
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -299,14 +364,16 @@ def main(argv: list[str] | None = None) -> int:
         text, ndjson = work / "logs.txt", work / "logs.ndjson"
         t0 = time.perf_counter()
         raw = write_logs(str(text), a.lines, a.seed, "text", jobs=2)
-        nd_size = write_logs(str(ndjson), a.lines, a.seed, "ndjson", jobs=2) if only - {"peer",
-                                                                                        "cli-text"} else 0
+        nd_size = write_logs(str(ndjson), a.lines, a.seed, "ndjson", jobs=2) if only & {"cli-ndjson",
+                                                                                       "http"} else 0
         print(f"generated {a.lines:,} events in {time.perf_counter() - t0:.1f}s: text {raw / 1e6:,.1f} MB "
               f"({raw / a.lines:.0f} B/event), ndjson {nd_size / 1e6:,.1f} MB; in {work}", flush=True)
         print(f"machine: {machine_note()}", flush=True)
         if "peer" in only:
             rows.append(run_peer(text, work, a.lines))
             print(f"  peer: {rows[-1].seconds:.1f}s", flush=True)
+        if "stages" in only:
+            rows.extend(run_stages(text, work / "stages", a.lines))
         if "cli-text" in only:
             rows.append(run_cli(loglens, text, work / "cli-text", a.lines, "loglens ingest (text)"))
         if "cli-ndjson" in only:
@@ -337,12 +404,20 @@ def _report(rows: list[Row], raw: int) -> None:
         ["path", "lines", "stored", "seconds", "lines/s", "bytes/line on disk", "disk/raw ratio",
          "peak RSS MB"],
         [[r.path, fmt_int(r.lines), fmt_int(r.stored), fmt_num(r.seconds, 2), fmt_int(r.rate),
-          fmt_num(r.disk / r.lines), fmt_num(r.disk / raw, 2), fmt_num(r.peak_mb, 0)] for r in rows],
+          fmt_num(r.disk / r.lines if r.disk else None), fmt_num(r.disk / raw if r.disk else None, 2),
+          fmt_num(r.peak_mb, 0)] for r in rows],
     ))
+    stages = [r for r in rows if r.kind == "stage"]
+    if len(stages) == 2:
+        one_core = max(r.seconds for r in stages)
+        two_cores = sum(r.seconds for r in stages) / 2
+        lines = stages[0].lines
+        print(f"\nstages: `loglens ingest` (text) can reach at most {lines / one_core:,.0f} lines/s with one "
+              f"core per stage, {lines / two_cores:,.0f} lines/s if two cores shared the work perfectly")
     print()
     checks: list[list[str]] = []
     for r in rows:
-        if r.kind == "peer":
+        if r.kind in ("peer", "stage"):
             continue
         target = TARGET_CLI if r.kind == "cli" else TARGET_HTTP
         checks.append([r.path, f"lines/s >= {target:,}", fmt_int(r.rate), verdict(r.rate >= target)])
