@@ -73,7 +73,7 @@ class ShardWriterCodec:
             return [raw + p for p in payloads]
         prefix = bytearray([self.dict_id])
         compressed = self._compressor.multi_compress_to_buffer(list[bytes | bytearray | memoryview](payloads))
-        return [prefix + compressed[i] for i in range(len(compressed))]
+        return [prefix + compressed[i].tobytes() for i in range(len(compressed))]
 
 
 class ShardReaderCodec:
