@@ -36,6 +36,7 @@ def make_records(n: int, seed: int = 7, days: int = 3) -> list[LogRecord]:
             header=f"2025-11-20 {rng.choice(['ERROR', 'INFO'])} " if rng.random() < 0.5 else "",
             level=rng.choice(list(Level)), service=rng.choice(SERVICES), host=rng.choice(HOSTS),
             attributes=attrs, template_id=rng.randrange(1, 5), source="test",
+            trace_id=f"{i % 3:032x}" if i % 4 == 0 else "",
         ))
     return out
 
@@ -88,12 +89,30 @@ def test_search_and_count_equal_brute_force(loaded: tuple[EmbeddedStore, list[Lo
             for k, v in b.counts.items():
                 merged[k] = merged.get(k, 0) + v
         assert merged == by_level
-        top = store.top(plan, time, "service", 10)
-        expected_top: dict[str, int] = {}
-        for r in expected:
-            if r.service:
-                expected_top[r.service] = expected_top.get(r.service, 0) + 1
-        assert {t.value: t.count for t in top if t.value} == expected_top
+        for field in TOP_FIELDS:
+            top = store.top(plan, time, field, 10)
+            assert [(t.value, t.count) for t in top] == brute_top(expected, field)[:10], field
+
+
+#: Fields of a top-N: key columns, the message, attributes (strings and numbers), and one no record has.
+TOP_FIELDS = ["service", "host", "source", "level", "template", "trace_id", "message", "user", "http.status", "nope"]
+
+
+def brute_top(records: list[LogRecord], field: str) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for r in records:
+        if field == "level":
+            value: object = r.level.name
+        elif field == "template":
+            value = str(r.template_id)
+        elif field in ("service", "host", "source", "message", "trace_id"):
+            value = getattr(r, field) or None
+        else:
+            raw = r.attributes.get(field)
+            value = raw if raw is None or isinstance(raw, str) else str(raw)
+        if value is not None:
+            counts[str(value)] = counts.get(str(value), 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def test_cursor_paging_is_stable_and_complete(loaded: tuple[EmbeddedStore, list[LogRecord]]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import heapq
 import os
 import re
 import sqlite3
@@ -581,16 +582,62 @@ class EmbeddedStore(Store):
             # Pre-aggregated minutes, exact rows at the edges: the same path as histograms.
             for conn, s_lo, s_hi in self._spans(lo, hi):
                 for key, n in self._rolled_up(conn, "rollup_minute", [field_name], rollup, s_lo, s_hi):
-                    counter[_LEVELS[key].name if field_name == "level" else self.catalog.name("service", key)] += n
+                    value = self._column_value(field_name, key)
+                    if value:  # records without a service have no value to count
+                        counter[value] += n
         else:
             fts = self._fts(plan)
+            exact = fts.exact and (fts.expr is not None or plan.matches_all)
             for conn, s_lo, s_hi in self._spans(lo, hi):
+                if exact:  # no record needs checking: count columns, or bodies, without records
+                    self._count_values(conn, fts.expr, s_lo, s_hi, field_name, counter)
+                    continue
                 for rec in self._matching(conn, plan, fts, s_lo, s_hi, None):
                     value = _field_value(rec, field_name)
                     if value is not None:
                         counter[value] += 1
-        ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))  # ties by value: stable answers
-        return [TopValue(value=v, count=n) for v, n in ranked[:limit]]
+        # Only values counted at least as often as the limit-th most frequent can rank: sorting all of
+        # them (every distinct message) would cost more than counting them.
+        floor = min(heapq.nlargest(limit, counter.values()), default=0)
+        ranked = sorted([kv for kv in counter.items() if kv[1] >= floor], key=lambda kv: (-kv[1], kv[0]))
+        return [TopValue(value=v, count=n) for v, n in ranked[:limit]]  # ties by value: stable answers
+
+    def _count_values(self, conn: _Conn, expr: str | None, lo: int, hi: int, field_name: str,
+                      counter: Counter[str]) -> None:
+        """Add the values of ``field_name`` of the records with ids ``lo..hi`` that the index
+        expression ``expr`` (None: all) matches exactly, as :func:`_field_value` gives them.
+
+        Key columns are counted by SQLite; the message and attributes are read from the bodies
+        alone. Building a record for each match is most of the cost of a top-N over many rows."""
+        where, params = _ids_matching(expr, lo, hi)
+        column = _KEY_COLUMNS.get(field_name)
+        if column is not None:
+            for key, n in conn.execute(f"SELECT {column}, count(*) FROM records WHERE {where} GROUP BY 1", params):
+                value = self._column_value(field_name, key)
+                if value:
+                    counter[value] += n
+            return
+        decode = conn.reader_codec.decode
+        loads = orjson.loads
+        cur = conn.execute(f"SELECT body FROM records WHERE {where}", params)
+        while rows := cur.fetchmany(_CHUNK):
+            bodies = [loads(decode(row[0])) for row in rows]
+            if field_name == "message":
+                counter.update([b[1] for b in bodies if b[1]])
+                continue
+            for _header, _message, attributes in bodies:
+                raw = attributes.get(field_name) if attributes else None
+                if raw is not None:
+                    counter[raw if isinstance(raw, str) else orjson.dumps(raw).decode()] += 1
+
+    def _column_value(self, field_name: str, key: Any) -> str | None:
+        if field_name == "level":
+            return str(_LEVELS[key].name)
+        if field_name == "template":
+            return str(self.catalog.resolve(key))
+        if field_name == "trace_id":
+            return str(key) if key else None
+        return self.catalog.name(field_name, key) or None
 
     def template_counts(self, plan: Plan, time: TimeRange) -> dict[int, dict[str, int]]:
         lo, hi = id_range(time)
@@ -604,8 +651,14 @@ class EmbeddedStore(Store):
             levels[name] = levels.get(name, 0) + n
 
         fts = self._fts(plan)
+        exact = fts.exact and fts.expr is not None
         for conn, s_lo, s_hi in self._spans(lo, hi):
-            if rollup is None:
+            if rollup is None and exact:  # counted by SQLite, no record built
+                where, params = _ids_matching(fts.expr, s_lo, s_hi)
+                for template, level, n in conn.execute(
+                        f"SELECT template, level, count(*) FROM records WHERE {where} GROUP BY 1, 2", params):
+                    add(template, level, n)
+            elif rollup is None:
                 for rec in self._matching(conn, plan, fts, s_lo, s_hi, None):
                     add(rec.template_id, int(rec.level), 1)
             else:
@@ -749,6 +802,19 @@ class EmbeddedStore(Store):
 
 def _template_tokens(template_ids: list[int]) -> str:
     return " OR ".join(f'"__t{t}"' for t in template_ids)
+
+
+def _ids_matching(expr: str | None, lo: int, hi: int) -> tuple[str, list[Any]]:
+    """A WHERE clause on ``records`` for the ids ``lo..hi`` that the index expression ``expr``
+    matches (all of them when it is None), and its parameters."""
+    if expr is None:
+        return "id BETWEEN ? AND ?", [lo, hi]
+    return "id IN (SELECT rowid FROM fts WHERE fts MATCH ? AND rowid BETWEEN ? AND ?)", [expr, lo, hi]
+
+
+#: Fields kept in a column of ``records``, by the column's name.
+_KEY_COLUMNS = {"level": "level", "service": "service", "host": "host", "source": "source",
+                "template": "template", "trace_id": "trace_id"}
 
 
 def _field_value(rec: LogRecord, field_name: str) -> str | None:
