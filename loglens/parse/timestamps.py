@@ -242,6 +242,10 @@ _F_EPOCH: TsFormat = (_EPOCH_PREFIX, int, {}, KIND_OTHER, True)
 _INVALID = -(1 << 80)  # cached marker for a key that is not a valid date/time
 _ZONE_CACHE: dict[str, int] = {"Z": 0, "z": 0}
 _VALUE_CACHE: dict[str, int] = {}  # recent parse_timestamp string values (digit-first, not yearless)
+#: ISO 8601 values with a fraction (``2024-01-15T10:00:00.123Z``, ``...123+01:00``) by their second
+#: and zone: the ns of that second, learnt from a value parsed in full. A stream of them is read
+#: with a slice and an int() instead of a regex match (a sixth of mapping a JSON record).
+_SECOND_CACHE: dict[str, int] = {}
 
 
 def _zone(z: str) -> int:
@@ -484,6 +488,19 @@ def parse_timestamp(value: str | int | float) -> int | None:
     Never raises for str/int/float input (bools and other types give None)."""
     try:
         if type(value) is str:
+            second: str | None = None
+            frac = ""
+            if len(value) > 20 and value[19] == "." and value[10] == "T":
+                if value[-1] == "Z":
+                    second, frac = value[:19], value[20:-1]
+                elif value[-3] == ":" and value[-6] in "+-":
+                    second, frac = value[:19] + value[-6:], value[20:-6]
+                if second is not None and 0 < len(frac) <= 9 and frac.isascii() and frac.isdigit():
+                    known = _SECOND_CACHE.get(second)
+                    if known is not None:
+                        return known + int(frac) * _PAD[9 - len(frac)]
+                else:
+                    second = None
             # A busy stream repeats a millisecond-precision value many times: remember recent ones.
             # (Syslog-style values have no year and are not remembered.)
             hit = _VALUE_CACHE.get(value)
@@ -504,6 +521,10 @@ def parse_timestamp(value: str | int | float) -> int | None:
                 result = _from_string(value)
                 if result is None or not value[:1].isdigit():
                     return result
+            if second is not None:
+                if len(_SECOND_CACHE) >= 2048:
+                    _SECOND_CACHE.clear()
+                _SECOND_CACHE[second] = result - int(frac) * _PAD[9 - len(frac)]
             if len(_VALUE_CACHE) >= 2048:
                 _VALUE_CACHE.clear()
             _VALUE_CACHE[value] = result

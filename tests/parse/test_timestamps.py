@@ -182,3 +182,20 @@ def test_iso_roundtrip(dt: datetime) -> None:
     assert parse_timestamp(dt.strftime("%Y-%m-%d %H:%M:%S,") + f"{dt.microsecond // 1000:03d}") == (
         expected - (dt.microsecond % 1000) * 1000
     )
+
+
+@given(
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)),
+    st.lists(st.text("0123456789", min_size=1, max_size=12), min_size=2, max_size=4),
+    st.sampled_from(["Z", "+01:00", "-05:30", "+00:00", "z", ""]),
+)
+def test_values_of_a_known_second_read_alike(dt: datetime, fractions: list[str], zone: str) -> None:
+    """After one value of a second is parsed in full, the others of that second are read from the
+    second it gave (a fast path): every fraction length and zone must give what a full parse does."""
+    second = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    offset = 0 if zone in ("Z", "z", "") else (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 60 + int(zone[4:6]))
+    for frac in fractions:
+        frac_ns = int(frac[:9].ljust(9, "0"))
+        expected = ns(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, frac_ns=frac_ns, offset_min=offset)
+        assert parse_timestamp(f"{second}.{frac}{zone}") == expected
+    assert parse_timestamp(f"{second}.1x{zone}") is None
