@@ -435,8 +435,9 @@ class EmbeddedStore(Store):
         return compile_fts(plan.node, self._lookup)
 
     def _candidate_ids(self, conn: _Conn, fts: FtsQuery, lo: int, hi: int,
-                       descending: bool = True) -> Iterator[list[int]]:
-        """Chunks of ids that may match, newest first (or oldest first)."""
+                       descending: bool = True, first_chunk: int = _CHUNK) -> Iterator[list[int]]:
+        """Chunks of ids that may match, newest first (or oldest first); the first holds
+        ``first_chunk`` ids, each next one twice as many, up to :data:`_CHUNK`."""
         order = "DESC" if descending else "ASC"
         if fts.expr is None:
             cur = conn.execute(f"SELECT id FROM records WHERE id BETWEEN ? AND ? ORDER BY id {order}", (lo, hi))
@@ -445,11 +446,13 @@ class EmbeddedStore(Store):
                 f"SELECT rowid FROM fts WHERE fts MATCH ? AND rowid BETWEEN ? AND ? ORDER BY rowid {order}",
                 (fts.expr, lo, hi),
             )
+        size = first_chunk
         while True:
-            chunk = cur.fetchmany(_CHUNK)
+            chunk = cur.fetchmany(size)
             if not chunk:
                 return
             yield [r[0] for r in chunk]
+            size = min(_CHUNK, size * 2)
 
     def _matching(self, conn: _Conn, plan: Plan, fts: FtsQuery, lo: int, hi: int,
                   limit: int | None, descending: bool = True) -> Iterator[LogRecord]:
@@ -473,7 +476,10 @@ class EmbeddedStore(Store):
             yield from self._fetch(conn, ids)
             return
         predicate = plan.predicate
-        for ids in self._candidate_ids(conn, fts, lo, hi, descending):
+        # A page of results verified one by one: most candidates of a phrase or a field value
+        # match, so the first chunk need not be much larger than the page.
+        first = _CHUNK if limit is None else min(_CHUNK, max(32, 2 * limit))
+        for ids in self._candidate_ids(conn, fts, lo, hi, descending, first):
             for rec in self._fetch(conn, ids):
                 if exact or predicate(rec):
                     yield rec
