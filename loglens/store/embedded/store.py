@@ -616,9 +616,9 @@ class EmbeddedStore(Store):
         Key columns are counted by SQLite; the message and attributes are read from the bodies
         alone. Building a record for each match is most of the cost of a top-N over many rows."""
         where, params = _ids_matching(expr, lo, hi)
-        column = _KEY_COLUMNS.get(field_name)
-        if column is not None:
-            for key, n in conn.execute(f"SELECT {column}, count(*) FROM records WHERE {where} GROUP BY 1", params):
+        if field_name in _KEY_COLUMNS:
+            for key, n in conn.execute(f"SELECT {field_name}, count(*) FROM records WHERE {where} GROUP BY 1",
+                                       params):
                 value = self._column_value(field_name, key)
                 if value:
                     counter[value] += n
@@ -638,7 +638,7 @@ class EmbeddedStore(Store):
 
     def _column_value(self, field_name: str, key: Any) -> str | None:
         if field_name == "level":
-            return str(_LEVELS[key].name)
+            return _LEVELS[key].name
         if field_name == "template":
             return str(self.catalog.resolve(key))
         if field_name == "trace_id":
@@ -818,9 +818,8 @@ def _ids_matching(expr: str | None, lo: int, hi: int) -> tuple[str, list[Any]]:
     return "id IN (SELECT rowid FROM fts WHERE fts MATCH ? AND rowid BETWEEN ? AND ?)", [expr, lo, hi]
 
 
-#: Fields kept in a column of ``records``, by the column's name.
-_KEY_COLUMNS = {"level": "level", "service": "service", "host": "host", "source": "source",
-                "template": "template", "trace_id": "trace_id"}
+#: Fields kept in a column of ``records`` of the same name.
+_KEY_COLUMNS = frozenset(("level", "service", "host", "source", "template", "trace_id"))
 
 
 def _field_value(rec: LogRecord, field_name: str) -> str | None:
