@@ -63,6 +63,30 @@ def test_same_records_templates_and_restart_as_in_process() -> None:
     restarted.close()  # closing twice is harmless
 
 
+def test_texts_and_attributes_of_any_type_cross_the_pipe_exactly() -> None:
+    """Texts with a lone surrogate (a str a receiver or a library caller built) and attributes
+    of types JSON does not have (bytes, tuples, big integers) come back from the child as they went."""
+    attributes = {"raw": b"\x00\xff", "pair": (1, 2), "big": 1 << 70, "ratio": 0.1, "none": None}
+    jobs: list[Job] = [
+        (["2024-01-15T10:00:00Z ERROR undecodable \udcff byte"], "svc", "", "file", RECEIVED, False),
+        ([LogRecord(timestamp=RECEIVED, message="from a receiver", attributes=dict(attributes))], "", "", "x",
+         RECEIVED, False),
+    ]
+    local = Worker()
+    local.load([])
+    remote = WorkerProcess()
+    remote.load([])
+    try:
+        local.send(jobs)
+        remote.send(jobs)
+        records = remote.receive()[0]
+        assert records == local.receive()[0]
+        assert records[0].message == "undecodable \udcff byte" and records[0].level is Level.ERROR
+        assert records[1].attributes == attributes and type(records[1].attributes["pair"]) is tuple
+    finally:
+        remote.close()
+
+
 def test_a_bad_item_fails_its_batch_and_the_worker_goes_on() -> None:
     remote = WorkerProcess()
     remote.load([])
