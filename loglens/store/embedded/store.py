@@ -457,7 +457,7 @@ class EmbeddedStore(Store):
     def _matching(self, conn: _Conn, plan: Plan, fts: FtsQuery, lo: int, hi: int,
                   limit: int | None, descending: bool = True) -> Iterator[LogRecord]:
         """Matching records of one shard in id order, verified where the index is not exact."""
-        exact = fts.exact and (fts.expr is not None or plan.matches_all)
+        exact = _index_decides(plan, fts)
         if exact and fts.expr is None:  # match-all: read rows straight off the primary key
             order = "DESC" if descending else "ASC"
             sql = f"SELECT {_RECORD_COLUMNS} FROM records WHERE id BETWEEN ? AND ? ORDER BY id {order}"
@@ -593,7 +593,7 @@ class EmbeddedStore(Store):
                         counter[value] += n
         else:
             fts = self._fts(plan)
-            exact = fts.exact and (fts.expr is not None or plan.matches_all)
+            exact = _index_decides(plan, fts)
             for conn, s_lo, s_hi in self._spans(lo, hi):
                 if exact:  # no record needs checking: count columns, or bodies, without records
                     self._count_values(conn, fts.expr, s_lo, s_hi, field_name, counter)
@@ -634,7 +634,7 @@ class EmbeddedStore(Store):
             for _header, _message, attributes in bodies:
                 raw = attributes.get(field_name) if attributes else None
                 if raw is not None:
-                    counter[raw if isinstance(raw, str) else orjson.dumps(raw).decode()] += 1
+                    counter[_attribute_text(raw)] += 1
 
     def _column_value(self, field_name: str, key: Any) -> str | None:
         if field_name == "level":
@@ -810,6 +810,11 @@ def _template_tokens(template_ids: list[int]) -> str:
     return " OR ".join(f'"__t{t}"' for t in template_ids)
 
 
+def _index_decides(plan: Plan, fts: FtsQuery) -> bool:
+    """Does the index alone give exactly the matching records (no record needs checking)?"""
+    return fts.exact and (fts.expr is not None or plan.matches_all)
+
+
 def _ids_matching(expr: str | None, lo: int, hi: int) -> tuple[str, list[Any]]:
     """A WHERE clause on ``records`` for the ids ``lo..hi`` that the index expression ``expr``
     matches (all of them when it is None), and its parameters."""
@@ -831,6 +836,9 @@ def _field_value(rec: LogRecord, field_name: str) -> str | None:
         value = getattr(rec, field_name)
         return value if value else None
     raw = rec.attributes.get(field_name)
-    if raw is None:
-        return None
+    return None if raw is None else _attribute_text(raw)
+
+
+def _attribute_text(raw: Any) -> str:
+    """An attribute value as a top-N counts it: strings as they are, other values as JSON."""
     return raw if isinstance(raw, str) else orjson.dumps(raw).decode()
