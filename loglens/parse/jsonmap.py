@@ -121,6 +121,26 @@ _KNOWN = frozenset(_ROLE_OF)
 _MESSAGE_SET = frozenset(MESSAGE_KEYS)
 
 
+#: The best key for each role (see :func:`_best_keys`) by the keys of a flattened object: objects
+#: of one source share a few key sets. Bounded: cleared when full.
+_BEST_KEYS: dict[tuple[str, ...], list[str | None]] = {}
+_BEST_KEYS_LIMIT = 4_096
+
+
+def _best_keys(keys: tuple[str, ...]) -> list[str | None]:
+    """The best (first in priority order) of ``keys`` for each role, None where none is present."""
+    best: list[str | None] = [None] * _N_ROLES
+    for k in _KNOWN.intersection(keys):
+        role, prio = _ROLE_OF[k]
+        cur = best[role]
+        if cur is None or prio < _ROLE_OF[cur][1]:
+            best[role] = k
+    if len(_BEST_KEYS) >= _BEST_KEYS_LIMIT:
+        _BEST_KEYS.clear()
+    _BEST_KEYS[keys] = best
+    return best
+
+
 def _scalar_role(flat: dict[str, Any], first: str | None, keys: tuple[str, ...]) -> tuple[str, str] | None:
     """The first key of ``keys`` (starting with ``first``, the best one present) whose value is a
     usable scalar, as (key, text)."""
@@ -186,13 +206,10 @@ def record_from_json(
         if msg_key is not _MISSING:
             del flat[msg_key]
 
-    # the best (first in priority order) key present for each role
-    best: list[str | None] = [None] * _N_ROLES
-    for k in _KNOWN.intersection(flat):
-        role, prio = _ROLE_OF[k]
-        cur = best[role]
-        if cur is None or prio < _ROLE_OF[cur][1]:
-            best[role] = k
+    keys = tuple(flat)
+    best = _BEST_KEYS.get(keys)
+    if best is None:
+        best = _best_keys(keys)
 
     # message
     if msg_key is _MISSING:
@@ -221,8 +238,12 @@ def record_from_json(
         else:
             timestamp = ns
 
-    # level
-    level = _level_role(flat, best[_R_LEVEL], LEVEL_KEYS, False)
+    # level; the usual case (the best key holds a level name) is spelled out: it is most records
+    k = best[_R_LEVEL]
+    if k is not None and type(v := flat[k]) is str and (level := normalize_level(v)) is not _UNKNOWN:
+        del flat[k]
+    else:
+        level = _level_role(flat, k, LEVEL_KEYS, False)
     if level is _UNKNOWN:
         level = _level_role(flat, best[_R_OTEL], OTEL_NUMBER_KEYS, True)
         if level is _UNKNOWN:
@@ -230,26 +251,41 @@ def record_from_json(
             if level is _UNKNOWN:
                 level = detect_level(message)[0]
 
-    # service, host, trace
+    # service, host, trace; again the usual case (a non-empty string in the best key) first
     svc = service
-    hit = _scalar_role(flat, best[_R_SERVICE], SERVICE_KEYS)
-    if hit is not None:
-        svc = hit[1]
-        del flat[hit[0]]
-    elif not svc:
-        hit = _scalar_role(flat, best[_R_LOGGER], LOGGER_KEYS)
+    k = best[_R_SERVICE]
+    if k is not None and type(v := flat[k]) is str and v:
+        svc = v
+        del flat[k]
+    else:
+        hit = _scalar_role(flat, k, SERVICE_KEYS)
         if hit is not None:
-            svc = hit[1]  # last resort; the logger stays an attribute too
+            svc = hit[1]
+            del flat[hit[0]]
+        elif not svc:
+            hit = _scalar_role(flat, best[_R_LOGGER], LOGGER_KEYS)
+            if hit is not None:
+                svc = hit[1]  # last resort; the logger stays an attribute too
     hst = host
-    hit = _scalar_role(flat, best[_R_HOST], HOST_KEYS)
-    if hit is not None:
-        hst = hit[1]
-        del flat[hit[0]]
+    k = best[_R_HOST]
+    if k is not None and type(v := flat[k]) is str and v:
+        hst = v
+        del flat[k]
+    else:
+        hit = _scalar_role(flat, k, HOST_KEYS)
+        if hit is not None:
+            hst = hit[1]
+            del flat[hit[0]]
     trace = ""
-    hit = _scalar_role(flat, best[_R_TRACE], TRACE_KEYS)
-    if hit is not None:
-        trace = hit[1]
-        del flat[hit[0]]
+    k = best[_R_TRACE]
+    if k is not None and type(v := flat[k]) is str and v:
+        trace = v
+        del flat[k]
+    else:
+        hit = _scalar_role(flat, k, TRACE_KEYS)
+        if hit is not None:
+            trace = hit[1]
+            del flat[hit[0]]
 
     # positional for speed: timestamp, message, level, service, host, header, attributes,
     # trace_id, observed_at, source

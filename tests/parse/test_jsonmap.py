@@ -241,3 +241,27 @@ def test_record_from_json_never_raises(obj: dict[str, Any]) -> None:
     assert isinstance(r.message, str)
     assert isinstance(r.timestamp, int)
     assert isinstance(r.level, Level)
+
+
+def test_objects_with_the_same_keys_map_by_their_own_values() -> None:
+    """The best key of each role is remembered per key set; values that cannot fill a role still
+    fall through to the next candidate, object by object."""
+    keys = ("level", "severity", "service", "app", "host", "hostname", "trace_id", "traceId", "msg")
+    first = rec(dict(zip(keys, ("INFO", "error", "a", "b", "h", "h2", "t", "t2", "m"), strict=True)))
+    assert (first.level, first.service, first.host, first.trace_id) == (Level.INFO, "a", "h", "t")
+    second = rec(dict(zip(keys, ("purple", "error", "", "b", 12, "h2", None, "t2", "m"), strict=True)))
+    assert (second.level, second.service, second.host, second.trace_id) == (Level.ERROR, "b", "12", "t2")
+    assert second.attributes == {"level": "purple", "service": "", "hostname": "h2", "trace_id": None}
+
+
+@given(st.lists(st.one_of(keys, st.text(max_size=6)), unique=True, max_size=8),
+       st.lists(json_values, min_size=8, max_size=8), st.lists(json_values, min_size=8, max_size=8))
+def test_mapping_does_not_depend_on_objects_seen_before(names: list[str], first: list[Any],
+                                                       second: list[Any]) -> None:
+    import loglens.parse.jsonmap as jsonmap
+
+    a, b = dict(zip(names, first, strict=False)), dict(zip(names, second, strict=False))
+    jsonmap._BEST_KEYS.clear()
+    fresh = rec(b)
+    rec(a)
+    assert rec(b) == fresh
