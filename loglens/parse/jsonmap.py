@@ -157,6 +157,21 @@ def _scalar_role(flat: dict[str, Any], first: str | None, keys: tuple[str, ...])
     return None
 
 
+def _take_scalar(flat: dict[str, Any], first: str | None, keys: tuple[str, ...]) -> str | None:
+    """Remove and return the text of the first of ``keys`` (from ``first``) holding a usable scalar."""
+    if first is None:
+        return None
+    value = flat[first]
+    if type(value) is str and value:  # the usual case, without the search
+        del flat[first]
+        return value
+    hit = _scalar_role(flat, first, keys)
+    if hit is None:
+        return None
+    del flat[hit[0]]
+    return hit[1]
+
+
 def _level_role(flat: dict[str, Any], first: str | None, keys: tuple[str, ...], otel: bool) -> Level:
     """Level from the first key of ``keys`` (from ``first``) that names one; consumes that key."""
     if first is None:
@@ -239,11 +254,11 @@ def record_from_json(
             timestamp = ns
 
     # level; the usual case (the best key holds a level name) is spelled out: it is most records
-    k = best[_R_LEVEL]
-    if k is not None and type(v := flat[k]) is str and (level := normalize_level(v)) is not _UNKNOWN:
-        del flat[k]
+    key = best[_R_LEVEL]
+    if key is not None and type(v := flat[key]) is str and (level := normalize_level(v)) is not _UNKNOWN:
+        del flat[key]
     else:
-        level = _level_role(flat, k, LEVEL_KEYS, False)
+        level = _level_role(flat, key, LEVEL_KEYS, False)
     if level is _UNKNOWN:
         level = _level_role(flat, best[_R_OTEL], OTEL_NUMBER_KEYS, True)
         if level is _UNKNOWN:
@@ -251,41 +266,18 @@ def record_from_json(
             if level is _UNKNOWN:
                 level = detect_level(message)[0]
 
-    # service, host, trace; again the usual case (a non-empty string in the best key) first
-    svc = service
-    k = best[_R_SERVICE]
-    if k is not None and type(v := flat[k]) is str and v:
-        svc = v
-        del flat[k]
-    else:
-        hit = _scalar_role(flat, k, SERVICE_KEYS)
-        if hit is not None:
-            svc = hit[1]
-            del flat[hit[0]]
-        elif not svc:
+    # service, host, trace
+    svc = _take_scalar(flat, best[_R_SERVICE], SERVICE_KEYS)
+    if svc is None:
+        svc = service
+        if not svc:
             hit = _scalar_role(flat, best[_R_LOGGER], LOGGER_KEYS)
             if hit is not None:
                 svc = hit[1]  # last resort; the logger stays an attribute too
-    hst = host
-    k = best[_R_HOST]
-    if k is not None and type(v := flat[k]) is str and v:
-        hst = v
-        del flat[k]
-    else:
-        hit = _scalar_role(flat, k, HOST_KEYS)
-        if hit is not None:
-            hst = hit[1]
-            del flat[hit[0]]
-    trace = ""
-    k = best[_R_TRACE]
-    if k is not None and type(v := flat[k]) is str and v:
-        trace = v
-        del flat[k]
-    else:
-        hit = _scalar_role(flat, k, TRACE_KEYS)
-        if hit is not None:
-            trace = hit[1]
-            del flat[hit[0]]
+    hst = _take_scalar(flat, best[_R_HOST], HOST_KEYS)
+    if hst is None:
+        hst = host
+    trace = _take_scalar(flat, best[_R_TRACE], TRACE_KEYS) or ""
 
     # positional for speed: timestamp, message, level, service, host, header, attributes,
     # trace_id, observed_at, source
