@@ -64,6 +64,18 @@ def parse_job(items: list[RawItem], service: str, host: str, source: str, receiv
         rejected = []
     if json_lines:
         items = _json_objects(items, rejected)
+    out = _parse_items(items, service, host, source, received_ns, rejected)
+    # Times out of range are rare: look for them over the columns (min and max run in C) first.
+    timestamps = [rec.timestamp for rec in out]
+    observed = [rec.observed_at for rec in out]
+    if out and (min(timestamps) < EARLIEST_NS or max(timestamps) > LATEST_NS
+                or min(observed) < EARLIEST_NS or max(observed) > LATEST_NS):
+        _arrival_time_for_bogus_times(out, received_ns)
+    return out
+
+
+def _parse_items(items: list[RawItem], service: str, host: str, source: str, received_ns: int,
+                 rejected: Rejected) -> list[LogRecord]:
     out = []
     for index, item in enumerate(items):
         if isinstance(item, tuple):
@@ -80,6 +92,10 @@ def parse_job(items: list[RawItem], service: str, host: str, source: str, receiv
             out.append(item)
         else:
             out.append(parse_line(item, received_ns=received_ns, service=service, host=host, source=source))
+    return out
+
+
+def _arrival_time_for_bogus_times(out: list[LogRecord], received_ns: int) -> None:
     for rec in out:
         if not EARLIEST_NS <= rec.timestamp <= LATEST_NS:
             # A time the store cannot order (a bogus epoch, year 9999) must not fail the batch
@@ -88,7 +104,6 @@ def parse_job(items: list[RawItem], service: str, host: str, source: str, receiv
             rec.timestamp = received_ns
         if not EARLIEST_NS <= rec.observed_at <= LATEST_NS:
             rec.observed_at = received_ns
-    return out
 
 
 def record_from_mapped(item: MappedObject, received_ns: int, host: str = "", source: str = "") -> LogRecord:
