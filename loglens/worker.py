@@ -76,6 +76,7 @@ def parse_job(items: list[RawItem], service: str, host: str, source: str, receiv
 
 def _parse_items(items: list[RawItem], service: str, host: str, source: str, received_ns: int,
                  rejected: Rejected) -> list[LogRecord]:
+    """Each item's record, by its kind (see :func:`parse_job`)."""
     out = []
     for index, item in enumerate(items):
         if isinstance(item, tuple):
@@ -96,6 +97,7 @@ def _parse_items(items: list[RawItem], service: str, host: str, source: str, rec
 
 
 def _arrival_time_for_bogus_times(out: list[LogRecord], received_ns: int) -> None:
+    """Put the records whose times the store cannot order at their arrival time."""
     for rec in out:
         if not EARLIEST_NS <= rec.timestamp <= LATEST_NS:
             # A time the store cannot order (a bogus epoch, year 9999) must not fail the batch

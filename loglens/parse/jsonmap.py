@@ -128,7 +128,8 @@ _BEST_KEYS_LIMIT = 4_096
 
 
 def _best_keys(keys: tuple[str, ...]) -> list[str | None]:
-    """The best (first in priority order) of ``keys`` for each role, None where none is present."""
+    """The best (first in priority order) of ``keys`` for each role, None where none is present;
+    remembered in :data:`_BEST_KEYS`."""
     best: list[str | None] = [None] * _N_ROLES
     for k in _KNOWN.intersection(keys):
         role, prio = _ROLE_OF[k]
@@ -253,7 +254,7 @@ def record_from_json(
         else:
             timestamp = ns
 
-    # level; the usual case (the best key holds a level name) is spelled out: it is most records
+    # level; the usual case first: the best key holds a level name
     key = best[_R_LEVEL]
     if key is not None and type(v := flat[key]) is str and (level := normalize_level(v)) is not _UNKNOWN:
         del flat[key]
