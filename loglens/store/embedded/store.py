@@ -657,7 +657,7 @@ class EmbeddedStore(Store):
             levels[name] = levels.get(name, 0) + n
 
         fts = self._fts(plan)
-        exact = fts.exact and fts.expr is not None
+        exact = _index_decides(plan, fts)
         for conn, s_lo, s_hi in self._spans(lo, hi):
             if rollup is None and exact:  # counted by SQLite, no record built
                 where, params = _ids_matching(fts.expr, s_lo, s_hi)
