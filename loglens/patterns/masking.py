@@ -331,6 +331,10 @@ HAS_DIGIT = re.compile(r"\d").search
 #: three or more gives the same bytes as ``00+`` at less than half the cost (a run of two would be
 #: replaced by itself, and shapes are full of them).
 DIGIT_RUNS = re.compile(rb"000+").sub
+#: Finds hex letters between two digits in a :func:`shape` (``3ccbdd456097198b``, a UUID): a line
+#: with a random id has a shape of its own, which no later line shares. Words rarely have one
+#: (``sha256``, ``amd64`` and ``utf8`` do not).
+RANDOM_ID = re.compile(rb"0[a-fA-F]+0").search
 # A token that starts with a digit and holds only word characters, "-", single "." and ":" before
 # a hex digit: the ``digits`` rule masks all of it (checked first, it is much cheaper).
 _NUMERIC_TOKEN = re.compile(r"[-+]?\d[\w\-]*(?:\.[\w\-]+|:[0-9a-fA-F][\w\-]*)*\Z").match

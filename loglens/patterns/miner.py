@@ -46,6 +46,7 @@ from loglens.model import Template
 from loglens.patterns.masking import (
     DIGIT_RUNS,
     HAS_DIGIT,
+    RANDOM_ID,
     SIZE_UNIT,
     SPAN_MARK,
     TIME_HINT,
@@ -251,12 +252,16 @@ class TemplateMiner:
         shape = message.encode("utf-8", "surrogatepass").translate(ZERO_DIGITS)
         cluster = self._cache.get(shape)
         if cluster is None or not cluster.alive:
-            short = DIGIT_RUNS(b"00", shape)
-            cluster = self._short_cache.get(short)
-            if cluster is None or not cluster.alive:
-                cluster = self._kept_lookup(message, shape)
-                if cluster is None:
-                    cluster = self._span_place(message, shape, short)
+            if RANDOM_ID(shape) is not None:
+                # No later line has this shape: skip the other caches keyed by it.
+                cluster = self._span_place(message, shape, None)
+            else:
+                short = DIGIT_RUNS(b"00", shape)
+                cluster = self._short_cache.get(short)
+                if cluster is None or not cluster.alive:
+                    cluster = self._kept_lookup(message, shape)
+                    if cluster is None:
+                        cluster = self._span_place(message, shape, short)
         cluster.count += 1
         if timestamp_ns:
             if not cluster.first_seen or timestamp_ns < cluster.first_seen:
@@ -356,7 +361,7 @@ class TemplateMiner:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _span_place(self, line: str, shape: bytes, short: bytes) -> _Cluster:
+    def _span_place(self, line: str, shape: bytes, short: bytes | None) -> _Cluster:
         """Place a line that the shape caches do not know, through the span caches: they are keyed
         by the line with its variable spans (:data:`~loglens.patterns.masking.VARIABLE_SPAN`: hex
         ids, UUIDs, paths, numbers) cut out, which the shape keeps (``req-3ccbdd456097198b``).
@@ -381,8 +386,9 @@ class TemplateMiner:
         cluster = self._span_cache.get(key)
         if cluster is not None and cluster.alive:
             # Where ids are numbers, lines of this shape come back: answer them from the shape
-            # caches next time, as _place would have.
-            self._remember_shape(line, shape, short, cluster)
+            # caches next time, as _place would have (``short`` is None for a random id's shape).
+            if short is not None:
+                self._remember_shape(line, shape, short, cluster)
             return cluster
         entry = self._span_kept_cache.get(full)
         if entry is not None and entry[0].alive:
@@ -407,7 +413,7 @@ class TemplateMiner:
             self._span_kept_cache[full] = (cluster, kept)
         return cluster
 
-    def _place(self, line: str, shape: bytes, short: bytes) -> tuple[_Cluster, list[str], str]:
+    def _place(self, line: str, shape: bytes, short: bytes | None) -> tuple[_Cluster, list[str], str]:
         tokens = collapse_wildcards(mask_tokens(line))
         masked = " ".join(tokens)
         cluster = self._masked_cache.get(masked)
@@ -425,7 +431,7 @@ class TemplateMiner:
         if HAS_DIGIT(masked) is not None:
             self._remember_kept(line, shape, tokens, cluster)
         else:
-            self._remember_shape(line, shape, short, cluster)
+            self._remember_shape(line, shape, DIGIT_RUNS(b"00", shape) if short is None else short, cluster)
         return cluster, tokens, masked
 
     def _remember_shape(self, line: str, shape: bytes, short: bytes, cluster: _Cluster) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from loglens.model import Template
 from loglens.patterns.miner import EVIDENCE, TemplateMiner, collapse_wildcards, merge_token
 
@@ -245,3 +247,21 @@ def test_span_cache_places_like_masking_does() -> None:
         assert m.add(line) == plain.add(line), line
     assert [t.text for t in m.templates()] == [t.text for t in plain.templates()]
     assert m._span_cache  # the span cache was used
+
+
+def test_lines_with_random_ids_do_not_fill_the_shape_caches() -> None:
+    """A random hex id gives each line a shape no later line has: such lines are placed through
+    the span cache without filling the shape caches (whose room is for shapes that come back),
+    and get the ids a miner without that shortcut gives."""
+    rng = random.Random(7)
+    lines = [f"[req-{rng.getrandbits(64):016x}] user {rng.randrange(10**6)} logged in from {host}"
+             for host in ("web-1", "web-2", "api-3") for _ in range(50)]
+    lines += ["sha256 digest 12 ok", "sha256 digest 345 ok", "key aa3542a4 expired", "key 0e14bad8 expired"]
+    m = TemplateMiner()
+    plain = TemplateMiner()
+    plain._span_place = lambda line, shape, short: plain._place(line, shape, short)[0]  # type: ignore[method-assign]
+    for line in lines:
+        assert m.add(line) == plain.add(line), line
+    assert [t.text for t in m.templates()] == [t.text for t in plain.templates()]
+    assert len(m._cache) < 10  # only lines that reached full masking were remembered by shape
+    assert m.add("sha256 digest 6789 ok") == m.add("sha256 digest 1 ok")  # words with hex letters and digits
