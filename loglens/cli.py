@@ -27,8 +27,6 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from loglens.config import Settings
-
 app = typer.Typer(help="LogLens: ingest, store, search and understand logs.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 console = Console()
@@ -99,6 +97,7 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
+    from loglens.config import Settings
     from loglens.query.timerange import parse_duration
     from loglens.server import create_app
     from loglens.store import StoreLockedError, open_store
@@ -558,6 +557,7 @@ def ask(
         answer = resp.json()
     else:
         from loglens.analysis.ask import ask as ask_question
+        from loglens.config import Settings
         from loglens.llm import client_from_settings
         from loglens.query.timerange import parse_time
 
@@ -609,6 +609,7 @@ def chat(
             return _chat_remote(url, messages, now)
     else:
         from loglens.analysis.chat import chat_events
+        from loglens.config import Settings
         from loglens.llm import client_from_settings
         from loglens.query.timerange import parse_time
 
@@ -943,6 +944,7 @@ def explain(
         facts = _remote_get(url, f"/api/v1/records/{record_id}/explain", {})
     else:
         from loglens.analysis.explain import Explainer
+        from loglens.config import Settings
         from loglens.llm import client_from_settings
         from loglens.query.engine import parse_record_id
 
