@@ -4,7 +4,8 @@ Together they are most of ingest's Python work; in the server's process they wou
 GIL with the store's row building. In a child process they get a core of their own, and the
 pipeline threads that feed it wait on a pipe (without the GIL) meanwhile.
 
-The child is ``python -m loglens.worker`` talking length-prefixed pickles over its stdin/stdout:
+The child is ``python -m loglens.worker`` talking length-prefixed messages over its stdin/stdout
+(``marshal`` where the message holds only plain values, else ``pickle``):
 unlike ``multiprocessing`` it never re-imports the parent's main module, so it works the same under
 a console script, ``python -m``, a test runner or a user's script. It ends when its stdin closes
 (the parent ended, however it ended).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import marshal
 import os
 import pickle
 import struct
@@ -169,8 +171,14 @@ class Worker:
 
 
 def _write(stream: IO[bytes], obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)) + data)
+    # marshal writes lists of strings, numbers and dicts about twice as fast as pickle (and reads
+    # them a little faster); records a receiver built itself (OTLP...) need pickle.
+    try:
+        kind, data = b"m", marshal.dumps(obj)
+    except ValueError:
+        kind, data = b"p", pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data) + 1) + kind)
+    stream.write(data)
     stream.flush()
 
 
@@ -182,14 +190,16 @@ def _read(stream: IO[bytes]) -> Any:
     data = stream.read(size)
     if len(data) < size:
         raise EOFError("the ingest worker process ended mid-answer")
-    return pickle.loads(data)  # our own child process, over its private pipe
+    # our own child process (the same interpreter), over its private pipe
+    return marshal.loads(memoryview(data)[1:]) if data[:1] == b"m" else pickle.loads(memoryview(data)[1:])
 
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> None:
     """The child's loop: a ``(templates, max_templates, next_id)`` start, then one answer per list
     of jobs: ``("ok", columns, changes, merges, rejected)`` or ``("error", reason, [], [], [])``.
-    The columns are lists of the records' fields in :class:`LogRecord`'s order (much cheaper to
-    pickle than the objects, and cheaper than a tuple per record). ``None`` or EOF ends it."""
+    The columns are lists of the records' fields in :class:`LogRecord`'s order, and the templates
+    are tuples of :class:`Template`'s fields (plain values are much cheaper to send than objects,
+    and columns cheaper than a tuple per record). ``None`` or EOF ends it."""
     templates, max_templates, next_id = _read(inp)
     miner = TemplateMiner(max_templates=max_templates)
     miner.load(templates)
@@ -210,7 +220,8 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
                 [r.attributes for r in records], [r.trace_id for r in records], [r.observed_at for r in records],
                 [r.source for r in records], [r.template_id for r in records],
             )
-            _write(out, ("ok", columns, miner.drain_changes(), miner.drain_merges(), rejected))
+            changes = [(t.id, t.text, t.count, t.first_seen, t.last_seen, t.aliases) for t in miner.drain_changes()]
+            _write(out, ("ok", columns, changes, miner.drain_merges(), rejected))
         except Exception as exc:  # report it and keep serving
             _write(out, ("error", repr(exc), [], [], []))
 
@@ -294,7 +305,8 @@ class WorkerProcess:
             raise RuntimeError("nothing was sent to the ingest worker")
         try:
             with self._receive_lock:
-                status, columns, changes, merges, rejected = _read(proc.stdout)
+                status, columns, changed, merges, rejected = _read(proc.stdout)
+            changes = [Template(*fields) for fields in changed]
             if changes:
                 self._next_id = max(self._next_id, max(t.id for t in changes) + 1)
         finally:
