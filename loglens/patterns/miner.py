@@ -367,15 +367,13 @@ class TemplateMiner:
         ids, UUIDs, paths, numbers) cut out, which the shape keeps (``req-3ccbdd456097198b``).
 
         Only lines where no date-time or size phrase can match are keyed so (the phrases span
-        several tokens and could take part of a span; the conditions checked hold for every line
-        of a key). Templates that keep digits (``HTTP/1.1``) are looked up by the key that keeps
-        the length of every number, then the kept texts are compared."""
-        if (
-            len(line) > _CACHEABLE
-            or SPAN_MARK in line
-            or ("B" in line and SIZE_UNIT(line) is not None)
-            or clock_hint(line)
-        ):
+        several tokens and could take part of a span). Both checks give one answer for all lines
+        of a key: they look at spaces, colons, commas, unit letters and whether a number has one
+        digit or more, which a key keeps (a span holds none of those characters, and cannot end
+        before a colon), so a line found by its key passed them and they are made on a miss
+        only. Templates that keep digits (``HTTP/1.1``) are looked up by the key that keeps the
+        length of every number, then the kept texts are compared."""
+        if len(line) > _CACHEABLE or SPAN_MARK in line:
             return self._place(line, shape, short)[0]
         parts = VARIABLE_SPAN.split(" " + line)
         if len(parts) == 1:
@@ -398,6 +396,8 @@ class TemplateMiner:
                     break
             else:
                 return cluster
+        if ("B" in line and SIZE_UNIT(line) is not None) or clock_hint(line):
+            return self._place(line, shape, short)[0]
         cluster, tokens, masked = self._place(line, shape, short)
         if not spans_safe(parts):
             return cluster

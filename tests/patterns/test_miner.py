@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import random
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loglens.model import Template
 from loglens.patterns.miner import EVIDENCE, TemplateMiner, collapse_wildcards, merge_token
@@ -265,3 +269,25 @@ def test_lines_with_random_ids_do_not_fill_the_shape_caches() -> None:
     assert [t.text for t in m.templates()] == [t.text for t in plain.templates()]
     assert len(m._cache) < 10  # only lines that reached full masking were remembered by shape
     assert m.add("sha256 digest 6789 ok") == m.add("sha256 digest 1 ok")  # words with hex letters and digits
+
+
+_PIECES = st.sampled_from([
+    "job", "took", "at", "size", "of", "done", "T", "B", "KB", "GiB", "EB", "e", ":", ",", "-", "/", " ",
+    "[", "]", "=", "10", "7", "07:07:00", "12:30", "2005", "3ccbdd45", "0e14bad8-57c3", "/var/log/app-2",
+    "req-9f2a", "1.5", "93.0 B", "2.3 GiB", "10.0.0.1:8080", "Fri Jun 17 07:07:00 2005", "x86_64",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_PIECES, min_size=1, max_size=12).map(" ".join), min_size=1, max_size=12))
+def test_span_cache_places_like_masking_does_for_any_line(lines: list[str]) -> None:
+    """The span cache answers a line by its key alone (the date-time and size checks are made only
+    when the key is new): over lines mixing ids, paths, numbers, times and sizes, it gives the ids
+    of a miner without it."""
+    # The same lines with longer numbers have the same keys (2005 and 20051 alike).
+    longer = [re.sub(r"\d+", lambda found: found.group() + "1", line) for line in lines]
+    m = TemplateMiner()
+    plain = TemplateMiner()
+    plain._span_place = lambda line, shape, short: plain._place(line, shape, short)[0]  # type: ignore[method-assign]
+    for line in (lines + longer) * 2:
+        assert m.add(line) == plain.add(line), line
