@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loglens.gc_tuning import tune_gc
-from loglens.model import LogRecord, Template
+from loglens.model import RecordBatch, Template
 from loglens.store.base import Store
 from loglens.worker import Job, RawItem, Rejected, Worker, WorkerProcess
 
 log = logging.getLogger(__name__)
 
-Subscriber = Callable[[list[LogRecord]], None]
+#: Called with each committed batch (ids filled); a batch is a sequence of records, built on first use.
+Subscriber = Callable[[RecordBatch], None]
 
 
 class QueueFullError(RuntimeError):
@@ -54,7 +55,7 @@ class Submission:
 class _Parsed:
     batch: list[Submission]
     size: int
-    records: list[LogRecord] = field(default_factory=list)
+    records: RecordBatch = field(default_factory=lambda: RecordBatch.of([]))
     templates: list[Template] = field(default_factory=list)
     merges: list[tuple[int, int]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from loglens.gc_tuning import tune_gc
-from loglens.model import Level, LogRecord, Template
+from loglens.model import LogRecord, RecordBatch, Template
 from loglens.parse import json_object, parse_line, record_from_json
 from loglens.patterns.miner import TemplateMiner
 
@@ -44,13 +44,12 @@ Job = tuple[list[RawItem], str, str, str, int, bool]
 Rejected = list[tuple[int, str]]
 #: Parsed records with their template ids, templates created or changed, merges (old id, new id),
 #: and for each job the items it refused.
-Result = tuple[list[LogRecord], list[Template], list[tuple[int, int]], list[Rejected]]
+Result = tuple[RecordBatch, list[Template], list[tuple[int, int]], list[Rejected]]
 
 #: Record times accepted as given: 1970 to 2200. Others are replaced by the arrival time.
 EARLIEST_NS = 0
 LATEST_NS = 7_258_118_400 * 1_000_000_000
 
-_LEVELS = tuple(Level)
 _HEADER = struct.Struct("!Q")
 log = logging.getLogger(__name__)
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,7 +159,7 @@ class Worker:
 
     def receive(self, sent_to: object = None) -> Result:
         records, rejected = _parse_and_mine(self.miner, self._sent.popleft())
-        return records, self.miner.drain_changes(), self.miner.drain_merges(), rejected
+        return RecordBatch.of(records), self.miner.drain_changes(), self.miner.drain_merges(), rejected
 
     def close(self) -> None:
         self._sent.clear()
@@ -214,12 +213,7 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
             return
         try:
             records, rejected = _parse_and_mine(miner, jobs)
-            columns = (
-                [r.timestamp for r in records], [r.message for r in records], [int(r.level) for r in records],
-                [r.service for r in records], [r.host for r in records], [r.header for r in records],
-                [r.attributes for r in records], [r.trace_id for r in records], [r.observed_at for r in records],
-                [r.source for r in records], [r.template_id for r in records],
-            )
+            columns = RecordBatch.of(records).columns()
             changes = [(t.id, t.text, t.count, t.first_seen, t.last_seen, t.aliases) for t in miner.drain_changes()]
             _write(out, ("ok", columns, changes, miner.drain_merges(), rejected))
         except Exception as exc:  # report it and keep serving
@@ -315,10 +309,7 @@ class WorkerProcess:
                 self._answered.notify_all()
         if status != "ok":
             raise RuntimeError(f"ingest worker failed: {columns}")
-        levels = _LEVELS
-        timestamps, messages, level_numbers, *rest = columns
-        records = list(map(LogRecord, timestamps, messages, [levels[n] for n in level_numbers], *rest))
-        return records, changes, merges, rejected
+        return RecordBatch(*columns), changes, merges, rejected
 
     def close(self) -> None:
         proc, self._proc = self._proc, None

@@ -40,7 +40,7 @@ def test_same_records_templates_and_restart_as_in_process() -> None:
         remote.send(_jobs())  # a second request may be sent before the first answer is read
         records, changes, merges, rejected = remote.receive()
         expected, expected_changes, expected_merges, expected_rejected = local.receive()
-        assert records == expected
+        assert list(records) == list(expected)
         assert sorted(changes, key=lambda t: t.id) == sorted(expected_changes, key=lambda t: t.id)
         assert merges == expected_merges
         assert rejected == expected_rejected == [[], [], [], []]
@@ -82,7 +82,7 @@ def test_texts_and_attributes_of_any_type_cross_the_pipe_exactly() -> None:
         local.send(jobs)
         remote.send(jobs)
         records = remote.receive()[0]
-        assert records == local.receive()[0]
+        assert list(records) == list(local.receive()[0])
         assert records[0].message == "undecodable \udcff byte" and records[0].level is Level.ERROR
         assert records[1].attributes == attributes and type(records[1].attributes["pair"]) is tuple
         assert records[1].attributes["level"] is Level.WARN

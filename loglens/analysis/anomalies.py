@@ -446,7 +446,7 @@ class NewPatternWatcher:
         self.max_pairs = max_pairs
         self._known: dict[tuple[str, int], None] = {}
 
-    def __call__(self, records: list[LogRecord]) -> None:
+    def __call__(self, records: Sequence[LogRecord]) -> None:
         fresh: dict[tuple[str, int], list[LogRecord]] = {}
         for rec in records:
             key = (rec.service, rec.template_id)

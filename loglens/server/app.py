@@ -26,7 +26,7 @@ from loglens.ingest import http_routers, start_receivers
 from loglens.ingest.bodies import BodyError, decode_body
 from loglens.keys import KeyStore
 from loglens.llm import client_from_settings
-from loglens.model import LogRecord
+from loglens.model import LogRecord, RecordBatch
 from loglens.pipeline import Pipeline, QueueFullError
 from loglens.query.engine import (
     ParameterError,
@@ -333,8 +333,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[list[LogRecord]] = asyncio.Queue(maxsize=1000)
 
-        def on_commit(records: list[LogRecord]) -> None:
-            matched = [r for r in records if plan.predicate(r)]
+        def on_commit(batch: RecordBatch) -> None:
+            matched = [r for r in batch if plan.predicate(r)]
             if matched:
                 loop.call_soon_threadsafe(_offer, queue, matched)
 

@@ -26,7 +26,7 @@ from loglens import __version__
 from loglens.server.auth import RouteResolver
 
 if TYPE_CHECKING:
-    from loglens.model import LogRecord
+    from loglens.model import RecordBatch
     from loglens.server.app import Runtime
 
 Scope = MutableMapping[str, Any]
@@ -106,9 +106,9 @@ class Metrics:
                 return service
         return OTHER
 
-    def committed(self, records: list[LogRecord]) -> None:
+    def committed(self, batch: RecordBatch) -> None:
         """Pipeline subscriber: count a committed batch by receiver and service."""
-        counts = Tally(zip([r.source for r in records], [r.service for r in records], strict=True))
+        counts = Tally(zip(batch.sources, batch.services, strict=True))
         for (source, service), n in counts.items():
             self.records_ingested.labels(RECEIVERS.get(source, OTHER), self.service_label(service)).inc(n)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from loglens.model import LogRecord, Template
@@ -59,10 +59,12 @@ class Store(abc.ABC):
     """A log store. Writes are durable when ``write`` returns."""
 
     @abc.abstractmethod
-    def write(self, records: list[LogRecord], templates: Iterable[Template] = (),
+    def write(self, records: Sequence[LogRecord], templates: Iterable[Template] = (),
               merges: Iterable[tuple[int, int]] = ()) -> None:
         """Assign ids and persist ``records`` (durably when this returns), with the templates that
-        changed and the template merges ``(old id, new id)`` since the last write."""
+        changed and the template merges ``(old id, new id)`` since the last write. ``records`` is a
+        list of records (each gets its ``id``) or a :class:`~loglens.model.RecordBatch` (its
+        ``ids`` are filled)."""
 
     @abc.abstractmethod
     def load_templates(self) -> list[Template]: ...

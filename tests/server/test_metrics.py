@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from loglens.keys import KeyStore
-from loglens.model import LogRecord
+from loglens.model import LogRecord, RecordBatch
 from loglens.server.metrics import Metrics
 from loglens.store.base import StoreStats
 from tests.conftest import Server, free_port, start_server, stop_server
@@ -90,8 +90,8 @@ def test_service_label_cardinality_is_capped() -> None:
     metrics = Metrics(max_services=2)
     now = time.time_ns()
     records = [LogRecord(now, f"m {i}", source="http", service=f"svc{i % 4}") for i in range(8)]
-    metrics.committed(records)
-    metrics.committed([LogRecord(now, "x", source="fluentd", service="svc0")])
+    metrics.committed(RecordBatch.of(records))
+    metrics.committed(RecordBatch.of([LogRecord(now, "x", source="fluentd", service="svc0")]))
     metrics.alert_evaluated()
     metrics.alert_delivered("slack", "ok")
     samples: Samples = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loglens.model import Level, LogRecord, Template
+from loglens.model import Level, LogRecord, RecordBatch, Template
 from loglens.query.planning import plan_query
 from loglens.store import StoreLockedError, TimeRange, open_store
 from loglens.store.embedded.store import DAY_MS, MS, SEQ_BITS, EmbeddedStore
@@ -229,3 +229,27 @@ def test_merged_templates_show_under_the_general_one(tmp_path: Path) -> None:
     reader = open_store(str(tmp_path / "d"))
     assert reader.count(plan_query("template:5"), TimeRange()) == 6
     reader.close()
+
+
+def test_a_batch_of_columns_is_stored_like_its_records(tmp_path: Path) -> None:
+    """Ingest hands the store columns (a RecordBatch), not records: a batch over three days stores
+    the same records, with ids in the batch's order, as the list of its records does; records built
+    from the batch after the write carry those ids."""
+    records = make_records(300, seed=11)
+    by_list = open_store(str(tmp_path / "list"), writable=True)
+    by_batch = open_store(str(tmp_path / "batch"), writable=True)
+    try:
+        by_list.write(records)
+        batch = RecordBatch(*RecordBatch.of(records).columns())  # columns only, as from the worker
+        by_batch.write(batch)
+        assert batch.ids == [r.id for r in records]
+        assert [r.id for r in batch] == batch.ids and batch[0].level is records[0].level
+        everything = plan_query("")
+        page = by_batch.search(everything, TimeRange(), limit=1000)
+        assert page.records == by_list.search(everything, TimeRange(), limit=1000).records
+        assert len(page.records) == len(records)
+        assert by_batch.search(plan_query("timeout"), TimeRange(), limit=1000).records == \
+            by_list.search(plan_query("timeout"), TimeRange(), limit=1000).records
+    finally:
+        by_list.close()
+        by_batch.close()

@@ -22,13 +22,13 @@ import re
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from loglens.model import Level, LogRecord, Template
+from loglens.model import Level, LogRecord, RecordBatch, Template
 from loglens.query.planning import Plan, plan_query
 from loglens.store.base import (
     Bucket,
@@ -268,21 +268,20 @@ class EmbeddedStore(Store):
         self._next_seq[ms] = seq + 1
         return (ms << SEQ_BITS) | seq
 
-    def write(self, records: list[LogRecord], templates: Iterable[Template] = (),
+    def write(self, records: Sequence[LogRecord], templates: Iterable[Template] = (),
               merges: Iterable[tuple[int, int]] = ()) -> None:
         if not self.writable:
             raise PermissionError("store opened read-only")
         with self._write_lock:
-            self._write(records, list(templates), list(merges))
+            self._write(RecordBatch.of(records), list(templates), list(merges))
 
-    def _write(self, records: list[LogRecord], templates: list[Template], merges: list[tuple[int, int]]) -> None:
-        if not records and not templates and not merges:
+    def _write(self, batch: RecordBatch, templates: list[Template], merges: list[tuple[int, int]]) -> None:
+        if not batch and not templates and not merges:
             return
         catalog = self.catalog
         # Per-record work is done column by column in comprehensions (C loops), not in one
         # Python loop that builds each row: this is the hottest Python code of ingest.
-        keys = list(zip([r.service for r in records], [r.host for r in records], [r.source for r in records],
-                        strict=True))
+        keys = list(zip(batch.services, batch.hosts, batch.sources, strict=True))
         keywords: dict[tuple[str, str, str], _Keywords] = {}
         catalog.begin()
         try:
@@ -291,7 +290,7 @@ class EmbeddedStore(Store):
                                  catalog.intern("source", key[2]))
                 keywords[key] = (sid, hid, rid, f" {key[0]} {key[1]} __s{sid} __h{hid} __r{rid}")
             attribute_names: set[str] = set()
-            for attrs in [r.attributes for r in records if r.attributes]:
+            for attrs in [a for a in batch.attributes if a]:
                 attribute_names.update(attrs)
             catalog.learn_attributes(attribute_names)
             catalog.save_templates(templates)
@@ -303,19 +302,21 @@ class EmbeddedStore(Store):
         if len(self._next_seq) > 100_000:  # bounded; the database answers for older milliseconds
             self._next_seq.clear()
         record_keywords = [keywords[k] for k in keys]
-        days = [r.timestamp // DAY_NS for r in records]
+        days = [ts // DAY_NS for ts in batch.timestamps]
         if not days:
             return
         if days.count(days[0]) == len(days):  # the usual case: the batch is within one day
-            self._write_shard(days[0], records, record_keywords)
+            batch.set_ids(self._write_shard(days[0], batch, record_keywords))
             return
-        by_day: dict[int, tuple[list[LogRecord], list[_Keywords]]] = {}
-        for day, rec, kw in zip(days, records, record_keywords, strict=True):
-            day_records, day_keywords = by_day.setdefault(day, ([], []))
-            day_records.append(rec)
-            day_keywords.append(kw)
-        for day, (day_records, day_keywords) in sorted(by_day.items()):
-            self._write_shard(day, day_records, day_keywords)
+        by_day: dict[int, list[int]] = {}
+        for index, day in enumerate(days):
+            by_day.setdefault(day, []).append(index)
+        ids = [0] * len(days)
+        for day, indices in sorted(by_day.items()):
+            day_ids = self._write_shard(day, batch.take(indices), [record_keywords[i] for i in indices])
+            for index, rid in zip(indices, day_ids, strict=True):
+                ids[index] = rid
+        batch.set_ids(ids)
 
     def _allocate_ids(self, conn: _Conn, day: int, milliseconds: list[int]) -> list[int]:
         """Ids for records of these milliseconds (see :data:`SEQ_BITS`), in order."""
@@ -335,14 +336,16 @@ class EmbeddedStore(Store):
             append((ms << SEQ_BITS) | seq)
         return ids
 
-    def _write_shard(self, day: int, records: list[LogRecord], keywords: list[_Keywords]) -> None:
+    def _write_shard(self, day: int, batch: RecordBatch, keywords: list[_Keywords]) -> list[int]:
+        """Write a batch of one day's records in one transaction; returns their ids."""
         conn = self._writer(day)
         codec = conn.writer_codec
         dumps = orjson.dumps
-        payloads = [dumps([r.header, r.message, r.attributes or None]) for r in records]
-        timestamps = [r.timestamp for r in records]
-        levels = [int(r.level) for r in records]
-        template_ids = [r.template_id for r in records]
+        payloads = [dumps([h, m, a or None]) for h, m, a in zip(batch.headers, batch.messages, batch.attributes,
+                                                                 strict=True)]
+        timestamps = batch.timestamps
+        levels = batch.levels
+        template_ids = batch.template_ids
         service_ids = [k[0] for k in keywords]
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -351,17 +354,19 @@ class EmbeddedStore(Store):
             rows = zip(
                 ids,
                 [ts - (rid >> SEQ_BITS) * MS for ts, rid in zip(timestamps, ids, strict=True)],
-                [r.observed_at - ts for r, ts in zip(records, timestamps, strict=True)],
+                [seen - ts for seen, ts in zip(batch.observed_ats, timestamps, strict=True)],
                 levels, service_ids, [k[1] for k in keywords], [k[2] for k in keywords], template_ids,
-                [r.trace_id for r in records],  # never None: binding None costs an adapter lookup
+                batch.trace_ids,  # never None: binding None costs an adapter lookup
                 codec.encode_many(payloads),
                 strict=True,
             )
             conn.executemany(f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             texts = [
-                f"{r.header}{r.message} {_searchable_attribute_text(r.attributes) if r.attributes else ''}"
-                f"{k[3]} {r.trace_id} __l{level} __t{template}"
-                for r, k, level, template in zip(records, keywords, levels, template_ids, strict=True)
+                f"{header}{message} {_searchable_attribute_text(attributes) if attributes else ''}"
+                f"{k[3]} {trace_id} __l{level} __t{template}"
+                for header, message, attributes, k, trace_id, level, template in zip(
+                    batch.headers, batch.messages, batch.attributes, keywords, batch.trace_ids, levels,
+                    template_ids, strict=True)
             ]
             conn.executemany("INSERT INTO fts (rowid, body) VALUES (?, ?)", zip(ids, texts, strict=True))
             self._update_rollups(conn, ids, template_ids, service_ids, levels)
@@ -372,10 +377,9 @@ class EmbeddedStore(Store):
             self._writers.pop(day, None)  # reload the codec and id bounds from disk
             conn.close()
             raise
-        for rec, rid in zip(records, ids, strict=True):
-            rec.id = rid
         self._shard_max[day] = max(self._shard_max[day], max(ids))
         self._checkpoint(conn, day)
+        return ids
 
     def _checkpoint(self, conn: _Conn, day: int) -> None:
         path = self._shard_path(day)
