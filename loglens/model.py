@@ -114,12 +114,14 @@ class RecordBatch(Sequence[LogRecord]):
         return RecordBatch(*([column[i] for i in indices] for column in self.columns()))
 
     def set_ids(self, ids: list[int]) -> None:
+        """The ids the store gave, in the batch's order (records already built get theirs)."""
         self.ids = ids
         if self._records is not None:
             for rec, rid in zip(self._records, ids, strict=True):
                 rec.id = rid
 
     def records(self) -> list[LogRecord]:
+        """The batch as records, built on the first call."""
         if self._records is None:
             levels = [_LEVELS[n] for n in self.levels]
             ids = self.ids or [0] * len(self.timestamps)
